@@ -1,0 +1,55 @@
+//! Event time parsing and formatting. CloudTrail writes `YYYY-MM-DDTHH:MM:SSZ`; real exports
+//! also carry fractional seconds or offsets, which are accepted.
+
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+/// Parses an event time into milliseconds since the Unix epoch.
+pub fn parse_event_time(s: &str) -> Option<i64> {
+    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    let ms = t.unix_timestamp_nanos() / 1_000_000;
+    i64::try_from(ms).ok()
+}
+
+/// Formats milliseconds since the epoch the way CloudTrail writes `eventTime`.
+pub fn format_event_time(ms: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// The current time in milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let ms = parse_event_time("2020-06-09T13:37:34Z").unwrap();
+        assert_eq!(ms, 1_591_709_854_000);
+        assert_eq!(format_event_time(ms), "2020-06-09T13:37:34Z");
+        assert_eq!(
+            parse_event_time("2020-06-09T13:37:34.250Z"),
+            Some(1_591_709_854_250)
+        );
+        assert_eq!(
+            parse_event_time("2020-06-09T15:37:34+02:00"),
+            Some(1_591_709_854_000)
+        );
+        assert_eq!(parse_event_time("2020-06-09 13:37:34"), None);
+        assert_eq!(parse_event_time("yesterday"), None);
+    }
+}
