@@ -1,1 +1,601 @@
-//! cairn-store
+//! The event history: durable ingest into the journal with group commit, deduplication by
+//! eventID, an in-memory index rebuilt from the journal on start, newest-first lookups with
+//! pruning by hour and by attribute, and retention that drops whole journal segments.
+//!
+//! Every write goes through one writer thread. It takes all batches waiting in its queue,
+//! drops duplicates, appends one frame per batch, makes them durable with a single fdatasync,
+//! then publishes them to the index and answers each caller. So an acknowledged event is on
+//! disk and already visible to lookups, and concurrent writers share the cost of a sync. A
+//! full queue answers "throttled" at once instead of growing without bound.
+
+mod cache;
+mod frame;
+mod index;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+use cairn_event::Normalised;
+use cairn_journal::{FrameLoc, Journal, JournalError, Options as JournalOptions, SegmentScan};
+
+pub use frame::{Attr, IndexEntry};
+pub use index::{Key, id_hash};
+
+use cache::FrameCache;
+use index::{AccountIndex, Filter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("the store is over capacity; retry with backoff")]
+    Throttled,
+    #[error("the store has stopped accepting writes after a storage failure: {0}")]
+    Failed(String),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("cannot encode a frame: {0}")]
+    Encode(String),
+    #[error("cannot decode a frame: {0}")]
+    Decode(String),
+    #[error("compression error: {0}")]
+    Compress(#[source] std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Keep events this long after they were stored; `None` keeps them forever.
+    pub retention_ms: Option<i64>,
+    pub journal: JournalOptions,
+    /// Batches that may wait for the writer before new ones are throttled.
+    pub queue_batches: usize,
+    /// Decompressed frames kept for reads.
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            retention_ms: Some(90 * 86_400_000),
+            journal: JournalOptions::default(),
+            queue_batches: 512,
+            cache_bytes: 128 << 20,
+        }
+    }
+}
+
+/// What became of one record of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Stored,
+    /// An event with the same eventID was already stored (or came earlier in the batch).
+    Duplicate,
+}
+
+/// A lookup over one account's history.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub account: String,
+    /// Attribute filters: an event must match one of the values of every attribute given.
+    pub filters: Vec<(Attr, Vec<String>)>,
+    /// eventIDs: if any are given, only these events.
+    pub event_ids: Vec<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub insights: bool,
+    pub limit: usize,
+    /// Resume after this key (exclusive), as returned in [`Page::next`].
+    pub after: Option<Key>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub key: Key,
+    pub record: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub events: Vec<Found>,
+    /// The key to resume from when more events may follow.
+    pub next: Option<Key>,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    pub events: u64,
+    pub accounts: usize,
+    pub journal_bytes: u64,
+    pub segments: usize,
+}
+
+struct Job {
+    account: String,
+    records: Vec<Normalised>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<Outcome>>>,
+}
+
+enum Msg {
+    Write(Job),
+    Sync(tokio::sync::oneshot::Sender<()>),
+}
+
+struct Shared {
+    index: RwLock<HashMap<String, AccountIndex>>,
+    reader: cairn_journal::Reader,
+    cache: FrameCache,
+    failed: AtomicBool,
+    events: AtomicU64,
+    journal_bytes: AtomicU64,
+    segments: AtomicU64,
+}
+
+/// The event store. Cheap to share behind an `Arc`.
+pub struct Store {
+    shared: Arc<Shared>,
+    tx: Option<SyncSender<Msg>>,
+    writer: Option<JoinHandle<()>>,
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens the store in `dir`, replaying the journal into the index.
+    pub fn open(dir: &Path, opts: StoreOptions) -> Result<Store> {
+        let now = cairn_event::now_ms();
+        let journal_dir = dir.join("journal");
+        let mut journal = Journal::open(&journal_dir, opts.journal.clone(), now)?;
+        let mut accounts: HashMap<String, AccountIndex> = HashMap::new();
+        let mut next_seq = 0u64;
+        let mut events = 0u64;
+        let started = std::time::Instant::now();
+        for seg in journal.segments().to_vec() {
+            let mut scan = SegmentScan::open(&journal_dir, seg.id)?;
+            loop {
+                match scan.next_frame() {
+                    Ok(Some((loc, payload))) => {
+                        let header = frame::decode_header(&payload)?;
+                        let n = header.entries.len() as u64;
+                        accounts
+                            .entry(header.account.clone())
+                            .or_default()
+                            .add_frame(loc, header.first_seq, &header.entries);
+                        next_seq = next_seq.max(header.first_seq + n);
+                        events += n;
+                    }
+                    Ok(None) => break,
+                    Err(end) => {
+                        // Only the newest segment can have a torn tail, and Journal::open cut
+                        // it; anything here is damage to a sealed segment.
+                        tracing::error!(
+                            segment = seg.id,
+                            ?end,
+                            "journal segment is damaged; events after this point in it are not readable"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        if events > 0 {
+            tracing::info!(
+                events,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "event history loaded from the journal"
+            );
+        }
+        journal.maybe_rotate(now)?;
+        let shared = Arc::new(Shared {
+            index: RwLock::new(accounts),
+            reader: journal.reader(),
+            cache: FrameCache::new(opts.cache_bytes),
+            failed: AtomicBool::new(false),
+            events: AtomicU64::new(events),
+            journal_bytes: AtomicU64::new(journal.disk_bytes()),
+            segments: AtomicU64::new(journal.segments().len() as u64),
+        });
+        let (tx, rx) = mpsc::sync_channel(opts.queue_batches);
+        let writer_shared = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("cairn-writer".into())
+            .spawn(move || {
+                Writer {
+                    journal,
+                    shared: writer_shared,
+                    next_seq,
+                    retention_ms: opts.retention_ms,
+                }
+                .run(rx)
+            })
+            .map_err(|e| StoreError::Failed(format!("cannot start the writer thread: {e}")))?;
+        Ok(Store {
+            shared,
+            tx: Some(tx),
+            writer: Some(writer),
+            dir: dir.to_owned(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Queues a batch for durable storage. The returned receiver resolves once the batch is
+    /// on disk and visible, with one outcome per record. Fails at once with
+    /// [`StoreError::Throttled`] when the writer's queue is full.
+    pub fn submit(
+        &self,
+        account: &str,
+        records: Vec<Normalised>,
+    ) -> Result<tokio::sync::oneshot::Receiver<Result<Vec<Outcome>>>> {
+        if self.shared.failed.load(Ordering::Acquire) {
+            return Err(StoreError::Failed("see the server log".into()));
+        }
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
+        match tx.try_send(Msg::Write(Job {
+            account: account.to_owned(),
+            records,
+            reply,
+        })) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(StoreError::Throttled),
+            Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
+        }
+    }
+
+    /// Stores a batch and waits for it (for callers outside an async runtime).
+    pub fn append_blocking(&self, account: &str, records: Vec<Normalised>) -> Result<Vec<Outcome>> {
+        let rx = self.submit(account, records)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    /// Waits until everything queued before this call has been processed.
+    pub fn barrier_blocking(&self) -> Result<()> {
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
+        tx.send(Msg::Sync(done)).map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)
+    }
+
+    /// Looks events up, newest first.
+    pub fn lookup(&self, q: &Query) -> Result<Page> {
+        let limit = q.limit.max(1);
+        let lo: Key = (q.start_ms.unwrap_or(i64::MIN), 0);
+        let mut hi: Key = match q.end_ms {
+            Some(end) => (end.saturating_add(1), 0),
+            None => (i64::MAX, 0),
+        };
+        if let Some(after) = q.after {
+            hi = hi.min(after);
+        }
+        // Resolve filters and find candidate slots under the read lock; read records after.
+        let candidates: Vec<(Key, cairn_journal::FrameLoc, u32)> = {
+            let index = self.shared.index.read();
+            let Some(acct) = index.get(&q.account) else {
+                return Ok(Page::default());
+            };
+            let mut filters = Vec::with_capacity(q.filters.len());
+            for (attr, values) in &q.filters {
+                let ids: Vec<u32> = values.iter().filter_map(|v| acct.value_id(v)).collect();
+                if ids.is_empty() {
+                    return Ok(Page::default());
+                }
+                filters.push(Filter {
+                    attr: *attr,
+                    values: ids,
+                });
+            }
+            let hits: Vec<(Key, u32)> = if q.event_ids.is_empty() {
+                acct.query(q.insights, &filters, lo, hi, limit + 1)
+            } else {
+                let mut hits: Vec<(Key, u32)> = q
+                    .event_ids
+                    .iter()
+                    .flat_map(|id| acct.slots_for_id(id_hash(id)))
+                    .map(|s| (acct.loc(s).key, s))
+                    .filter(|(k, s)| {
+                        *k >= lo && *k < hi && acct.slot_matches(q.insights, *s, &filters)
+                    })
+                    .collect();
+                hits.sort_by(|a, b| b.0.cmp(&a.0));
+                hits.dedup();
+                hits
+            };
+            hits.into_iter()
+                .map(|(k, s)| {
+                    let loc = acct.loc(s);
+                    (k, loc.frame, loc.rec)
+                })
+                .collect()
+        };
+        let mut events = Vec::with_capacity(limit.min(candidates.len()));
+        let mut next = None;
+        for (key, frame, rec) in candidates {
+            let record = self.read_record(frame, rec)?;
+            if !q.event_ids.is_empty() && !record_has_id(&record, &q.event_ids) {
+                continue; // an eventID hash collision
+            }
+            if events.len() == limit {
+                next = events.last().map(|f: &Found| f.key);
+                break;
+            }
+            events.push(Found { key, record });
+        }
+        Ok(Page { events, next })
+    }
+
+    fn read_record(&self, frame: FrameLoc, rec: u32) -> Result<Vec<u8>> {
+        let records = self.shared.cache.get_or_load(frame, || {
+            let payload = self.shared.reader.read(frame)?;
+            frame::decode_records(&payload)
+        })?;
+        records
+            .get(rec as usize)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| StoreError::Decode(format!("record {rec} missing from its frame")))
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            events: self.shared.events.load(Ordering::Relaxed),
+            accounts: self.shared.index.read().len(),
+            journal_bytes: self.shared.journal_bytes.load(Ordering::Relaxed),
+            segments: self.shared.segments.load(Ordering::Relaxed) as usize,
+        }
+    }
+
+    /// Stops the writer after it has finished what is queued.
+    pub fn close(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.tx = None;
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn record_has_id(record: &[u8], ids: &[String]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(rename = "eventID", borrow)]
+        event_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Id>(record)
+        .ok()
+        .and_then(|r| r.event_id)
+        .is_some_and(|id| ids.iter().any(|i| *i == id))
+}
+
+struct Writer {
+    journal: Journal,
+    shared: Arc<Shared>,
+    next_seq: u64,
+    retention_ms: Option<i64>,
+}
+
+/// How many queued batches one group commit takes at most.
+const GROUP_MAX_BATCHES: usize = 256;
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Msg>) {
+        let mut last_maintenance = std::time::Instant::now();
+        loop {
+            let first = match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            if let Some(first) = first {
+                let mut group = vec![first];
+                while group.len() < GROUP_MAX_BATCHES {
+                    match rx.try_recv() {
+                        Ok(m) => group.push(m),
+                        Err(_) => break,
+                    }
+                }
+                self.commit(group);
+            }
+            if last_maintenance.elapsed() >= Duration::from_secs(1) {
+                last_maintenance = std::time::Instant::now();
+                self.maintain();
+            }
+        }
+        if let Err(e) = self.journal.sync() {
+            tracing::error!(error = %e, "final journal sync failed");
+        }
+    }
+
+    fn fail_all(&self, jobs: Vec<Job>, err: &str) {
+        for job in jobs {
+            let _ = job.reply.send(Err(StoreError::Failed(err.to_owned())));
+        }
+    }
+
+    fn commit(&mut self, group: Vec<Msg>) {
+        let mut jobs = Vec::new();
+        let mut barriers = Vec::new();
+        for m in group {
+            match m {
+                Msg::Write(j) => jobs.push(j),
+                Msg::Sync(done) => barriers.push(done),
+            }
+        }
+        if self.shared.failed.load(Ordering::Acquire) {
+            self.fail_all(jobs, "an earlier storage failure");
+            return;
+        }
+        // Decide duplicates and write one frame per batch.
+        let mut pending: HashMap<(String, u64), Vec<String>> = HashMap::new();
+        let mut written: Vec<(String, FrameLoc, u64, Vec<IndexEntry>)> = Vec::new();
+        let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
+        let mut error: Option<String> = None;
+        for job in &jobs {
+            let mut out = Vec::with_capacity(job.records.len());
+            let mut keep: Vec<&Normalised> = Vec::with_capacity(job.records.len());
+            for rec in &job.records {
+                let hash = id_hash(&rec.meta.event_id);
+                let key = (job.account.clone(), hash);
+                let seen_now = pending
+                    .get(&key)
+                    .is_some_and(|ids| ids.contains(&rec.meta.event_id));
+                if seen_now || self.stored_already(&job.account, hash, &rec.meta.event_id) {
+                    out.push(Outcome::Duplicate);
+                    continue;
+                }
+                pending
+                    .entry(key)
+                    .or_default()
+                    .push(rec.meta.event_id.clone());
+                out.push(Outcome::Stored);
+                keep.push(rec);
+            }
+            outcomes.push(out);
+            if keep.is_empty() || error.is_some() {
+                continue;
+            }
+            let entries: Vec<IndexEntry> = keep
+                .iter()
+                .map(|r| IndexEntry::from_meta(&r.meta))
+                .collect();
+            let header = frame::FrameHeader {
+                version: 1,
+                account: job.account.clone(),
+                stored_ms: cairn_event::now_ms(),
+                first_seq: self.next_seq,
+                entries,
+            };
+            let bytes: Vec<&[u8]> = keep.iter().map(|r| r.bytes.as_slice()).collect();
+            let result = frame::encode(&header, &bytes)
+                .and_then(|payload| Ok(self.journal.append(&payload)?));
+            match result {
+                Ok(loc) => {
+                    self.next_seq += header.entries.len() as u64;
+                    written.push((job.account.clone(), loc, header.first_seq, header.entries));
+                }
+                Err(e) => error = Some(e.to_string()),
+            }
+        }
+        if error.is_none() {
+            if let Err(e) = self.journal.sync() {
+                error = Some(e.to_string());
+            }
+        }
+        if let Some(err) = error {
+            // After a failed write or fsync the state of the file is unknown: stop taking
+            // writes rather than acknowledge anything that might not be durable.
+            tracing::error!(error = %err, "journal write failed; the store now refuses writes");
+            self.shared.failed.store(true, Ordering::Release);
+            self.fail_all(jobs, &err);
+            return;
+        }
+        {
+            let mut index = self.shared.index.write();
+            let mut added = 0u64;
+            for (account, loc, first_seq, entries) in &written {
+                index
+                    .entry(account.clone())
+                    .or_default()
+                    .add_frame(*loc, *first_seq, entries);
+                added += entries.len() as u64;
+            }
+            self.shared.events.fetch_add(added, Ordering::Relaxed);
+        }
+        for (job, out) in jobs.into_iter().zip(outcomes) {
+            let _ = job.reply.send(Ok(out));
+        }
+        for b in barriers {
+            let _ = b.send(());
+        }
+        if let Err(e) = self.journal.maybe_rotate(cairn_event::now_ms()) {
+            tracing::error!(error = %e, "journal rotation failed");
+        }
+    }
+
+    fn stored_already(&self, account: &str, hash: u64, event_id: &str) -> bool {
+        let slots = {
+            let index = self.shared.index.read();
+            match index.get(account) {
+                Some(acct) => acct
+                    .slots_for_id(hash)
+                    .into_iter()
+                    .map(|s| acct.loc(s))
+                    .collect::<Vec<_>>(),
+                None => return false,
+            }
+        };
+        // Confirm against the stored record, so a hash collision never drops an event.
+        slots.into_iter().any(|loc| {
+            let records = self.shared.cache.get_or_load(loc.frame, || {
+                let payload = self.shared.reader.read(loc.frame)?;
+                frame::decode_records(&payload)
+            });
+            match records {
+                Ok(r) => r
+                    .get(loc.rec as usize)
+                    .is_some_and(|rec| record_has_id(rec, &[event_id.to_owned()])),
+                // Unreadable: treat as stored rather than write a second copy.
+                Err(_) => true,
+            }
+        })
+    }
+
+    fn maintain(&mut self) {
+        let now = cairn_event::now_ms();
+        if let Err(e) = self.journal.maybe_rotate(now) {
+            tracing::error!(error = %e, "journal rotation failed");
+        }
+        if let Some(retention) = self.retention_ms {
+            let cutoff = now.saturating_sub(retention);
+            if self.journal.active_created_ms() <= cutoff {
+                if let Err(e) = self.journal.rotate(now) {
+                    tracing::error!(error = %e, "journal rotation failed");
+                }
+            }
+            match self.journal.remove_before(cutoff) {
+                Ok(removed) if !removed.is_empty() => {
+                    let first_kept = self.journal.segments().first().map_or(0, |s| s.id);
+                    let mut index = self.shared.index.write();
+                    let mut dropped = 0;
+                    for acct in index.values_mut() {
+                        dropped += acct.purge_before(first_kept);
+                    }
+                    index.retain(|_, a| !a.is_empty());
+                    self.shared
+                        .events
+                        .fetch_sub(dropped as u64, Ordering::Relaxed);
+                    tracing::info!(
+                        segments = removed.len(),
+                        events = dropped,
+                        "retention removed old journal segments"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "retention failed"),
+            }
+        }
+        self.shared
+            .journal_bytes
+            .store(self.journal.disk_bytes(), Ordering::Relaxed);
+        self.shared
+            .segments
+            .store(self.journal.segments().len() as u64, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,276 @@
+//! The store against a simple in-memory model: random batches (with duplicate eventIDs,
+//! out-of-order times and insight events), random lookups paged to the end, random restarts.
+
+use std::collections::HashSet;
+
+use cairn_store::{Attr, Outcome, Query, Store, StoreOptions};
+use proptest::prelude::*;
+
+const USERS: [&str; 3] = ["alana", "bob", "carol"];
+const NAMES: [&str; 3] = ["RunInstances", "DeleteTrail", "GetObject"];
+const ACCOUNTS: [&str; 2] = ["111111111111", "222222222222"];
+
+#[derive(Debug, Clone)]
+struct Ev {
+    id: u8,
+    hour: u8,
+    minute: u8,
+    user: usize,
+    name: usize,
+    insight: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Ingest(usize, Vec<Ev>),
+    Lookup {
+        account: usize,
+        user: Option<usize>,
+        name: Option<Vec<usize>>,
+        event_id: Option<u8>,
+        start: Option<u8>,
+        end: Option<u8>,
+        insights: bool,
+        limit: usize,
+    },
+    Restart,
+}
+
+fn ev() -> impl Strategy<Value = Ev> {
+    (
+        0u8..40,
+        0u8..6,
+        0u8..60,
+        0usize..3,
+        0usize..3,
+        prop::bool::weighted(0.1),
+    )
+        .prop_map(|(id, hour, minute, user, name, insight)| Ev {
+            id,
+            hour,
+            minute,
+            user,
+            name,
+            insight,
+        })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0usize..2, prop::collection::vec(ev(), 1..12)).prop_map(|(a, e)| Op::Ingest(a, e)),
+        4 => (
+            0usize..2,
+            prop::option::of(0usize..3),
+            prop::option::of(prop::collection::vec(0usize..3, 1..3)),
+            prop::option::weighted(0.15, 0u8..40),
+            prop::option::of(0u8..6),
+            prop::option::of(0u8..6),
+            prop::bool::weighted(0.2),
+            1usize..6,
+        )
+            .prop_map(|(account, user, name, event_id, start, end, insights, limit)| Op::Lookup {
+                account,
+                user,
+                name,
+                event_id,
+                start,
+                end,
+                insights,
+                limit,
+            }),
+        1 => Just(Op::Restart),
+    ]
+}
+
+fn time_ms(hour: u8, minute: u8) -> i64 {
+    1_700_000_000_000 + i64::from(hour) * 3_600_000 + i64::from(minute) * 60_000
+}
+
+fn record(e: &Ev) -> Vec<u8> {
+    let t = cairn_event::format_event_time(time_ms(e.hour, e.minute));
+    let cat = if e.insight {
+        r#","eventType":"AwsCloudTrailInsight","eventCategory":"Insight""#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"eventID":"id-{}","eventTime":"{t}","eventName":"{}","eventSource":"ec2.amazonaws.com","userIdentity":{{"type":"IAMUser","userName":"{}"}}{cat}}}"#,
+        e.id, NAMES[e.name], USERS[e.user]
+    )
+    .into_bytes()
+}
+
+struct Stored {
+    account: usize,
+    ev: Ev,
+    seq: u64,
+}
+
+fn open(dir: &std::path::Path) -> Store {
+    Store::open(
+        dir,
+        StoreOptions {
+            retention_ms: None,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn run(ops: Vec<Op>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = open(tmp.path());
+    let mut model: Vec<Stored> = Vec::new();
+    let mut seen: HashSet<(usize, u8)> = HashSet::new();
+    for op in ops {
+        match op {
+            Op::Ingest(account, evs) => {
+                let recs = evs
+                    .iter()
+                    .map(|e| cairn_event::normalise(&record(e), ACCOUNTS[account], 0).unwrap())
+                    .collect();
+                let out = store.append_blocking(ACCOUNTS[account], recs).unwrap();
+                for (e, o) in evs.iter().zip(out) {
+                    let fresh = seen.insert((account, e.id));
+                    assert_eq!(o == Outcome::Stored, fresh, "dedup of id-{}", e.id);
+                    if fresh {
+                        let seq = model.len() as u64;
+                        model.push(Stored {
+                            account,
+                            ev: e.clone(),
+                            seq,
+                        });
+                    }
+                }
+            }
+            Op::Restart => {
+                drop(store);
+                store = open(tmp.path());
+            }
+            Op::Lookup {
+                account,
+                user,
+                name,
+                event_id,
+                start,
+                end,
+                insights,
+                limit,
+            } => {
+                let start_ms = start.map(|h| time_ms(h, 0));
+                let end_ms = end.map(|h| time_ms(h, 30));
+                let mut expected: Vec<&Stored> = model
+                    .iter()
+                    .filter(|s| s.account == account && s.ev.insight == insights)
+                    .filter(|s| user.is_none_or(|u| s.ev.user == u))
+                    .filter(|s| name.as_ref().is_none_or(|n| n.contains(&s.ev.name)))
+                    .filter(|s| event_id.is_none_or(|id| s.ev.id == id))
+                    .filter(|s| {
+                        let t = time_ms(s.ev.hour, s.ev.minute);
+                        start_ms.is_none_or(|st| t >= st) && end_ms.is_none_or(|en| t <= en)
+                    })
+                    .collect();
+                expected
+                    .sort_by_key(|s| std::cmp::Reverse((time_ms(s.ev.hour, s.ev.minute), s.seq)));
+                let expected: Vec<String> =
+                    expected.iter().map(|s| format!("id-{}", s.ev.id)).collect();
+
+                let mut filters = Vec::new();
+                if let Some(u) = user {
+                    filters.push((Attr::Username, vec![USERS[u].to_owned()]));
+                }
+                if let Some(n) = &name {
+                    filters.push((
+                        Attr::EventName,
+                        n.iter().map(|i| NAMES[*i].to_owned()).collect(),
+                    ));
+                }
+                let mut q = Query {
+                    account: ACCOUNTS[account].to_owned(),
+                    filters,
+                    event_ids: event_id
+                        .map(|i| vec![format!("id-{i}")])
+                        .unwrap_or_default(),
+                    start_ms,
+                    end_ms,
+                    insights,
+                    limit,
+                    after: None,
+                };
+                let mut got = Vec::new();
+                loop {
+                    let page = store.lookup(&q).unwrap();
+                    assert!(page.events.len() <= limit);
+                    for f in &page.events {
+                        let v: serde_json::Value = serde_json::from_slice(&f.record).unwrap();
+                        got.push(v["eventID"].as_str().unwrap().to_owned());
+                    }
+                    match page.next {
+                        Some(k) => q.after = Some(k),
+                        None => break,
+                    }
+                }
+                assert_eq!(got, expected);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #[test]
+    fn store_matches_model(ops in prop::collection::vec(op(), 1..40)) {
+        run(ops);
+    }
+}
+
+#[test]
+fn many_out_of_order_events_in_one_bucket() {
+    // Enough to force several tail merges inside one hour.
+    let mut ops = Vec::new();
+    for round in 0..30u8 {
+        let evs: Vec<Ev> = (0..10u8)
+            .map(|i| Ev {
+                id: round.wrapping_mul(10).wrapping_add(i),
+                hour: 1,
+                minute: (59 - (round + i * 7) % 60) % 60,
+                user: usize::from(i % 3),
+                name: usize::from(round % 3),
+                insight: false,
+            })
+            .collect();
+        ops.push(Op::Ingest(0, evs));
+    }
+    ops.push(Op::Lookup {
+        account: 0,
+        user: Some(1),
+        name: None,
+        event_id: None,
+        start: None,
+        end: None,
+        insights: false,
+        limit: 7,
+    });
+    ops.push(Op::Lookup {
+        account: 0,
+        user: None,
+        name: None,
+        event_id: None,
+        start: None,
+        end: None,
+        insights: false,
+        limit: 50,
+    });
+    ops.push(Op::Restart);
+    ops.push(Op::Lookup {
+        account: 0,
+        user: None,
+        name: Some(vec![0, 2]),
+        event_id: None,
+        start: Some(1),
+        end: Some(1),
+        insights: false,
+        limit: 13,
+    });
+    run(ops);
+}
