@@ -1,1 +1,301 @@
-//! cairn-api
+//! Cairn's HTTP API: the CloudTrail AWS JSON 1.1 API on `POST /` (dispatch by `X-Amz-Target`),
+//! `cloudtrail-data` PutAuditEvents (REST-JSON), the native ingest route `POST /v1/events`,
+//! SigV4 verification against the access keys Cairn manages, account scoping, and AWS-style
+//! errors. `serve` runs it all on one listener.
+
+pub mod channels;
+pub mod error;
+pub mod identity;
+pub mod ingest;
+pub mod input;
+pub mod lookup;
+pub mod sigv4;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use cairn_store::Store;
+
+use crate::channels::Channels;
+use crate::error::ApiError;
+use crate::identity::{Caller, Identity};
+use crate::input::Input;
+
+const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
+
+/// Operations of the CloudTrail model that this version does not serve yet.
+const LATER: [&str; 52] = [
+    "AddTags",
+    "CancelQuery",
+    "CreateDashboard",
+    "CreateEventDataStore",
+    "CreateTrail",
+    "DeleteDashboard",
+    "DeleteEventDataStore",
+    "DeleteResourcePolicy",
+    "DeleteTrail",
+    "DeregisterOrganizationDelegatedAdmin",
+    "DescribeQuery",
+    "DescribeTrails",
+    "DisableFederation",
+    "EnableFederation",
+    "GenerateQuery",
+    "GetDashboard",
+    "GetEventConfiguration",
+    "GetEventDataStore",
+    "GetEventSelectors",
+    "GetImport",
+    "GetInsightSelectors",
+    "GetQueryResults",
+    "GetResourcePolicy",
+    "GetTrail",
+    "GetTrailStatus",
+    "ListDashboards",
+    "ListEventDataStores",
+    "ListImportFailures",
+    "ListImports",
+    "ListInsightsData",
+    "ListInsightsMetricData",
+    "ListPublicKeys",
+    "ListQueries",
+    "ListTags",
+    "ListTrails",
+    "PutEventConfiguration",
+    "PutEventSelectors",
+    "PutInsightSelectors",
+    "PutResourcePolicy",
+    "RegisterOrganizationDelegatedAdmin",
+    "RemoveTags",
+    "RestoreEventDataStore",
+    "SearchSampleQueries",
+    "StartDashboardRefresh",
+    "StartEventDataStoreIngestion",
+    "StartImport",
+    "StartLogging",
+    "StartQuery",
+    "StopEventDataStoreIngestion",
+    "StopImport",
+    "StopLogging",
+    "UpdateChannel",
+];
+
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub identity: Identity,
+    pub channels: Channels,
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/", post(cloudtrail).get(home))
+        .route(
+            "/PutAuditEvents",
+            post(put_audit_events).layer(DefaultBodyLimit::max(ingest::MAX_PUT_AUDIT_BODY + 4096)),
+        )
+        .route(
+            "/v1/events",
+            post(native_ingest).layer(DefaultBodyLimit::max(ingest::MAX_NATIVE_BODY)),
+        )
+        .route("/health", get(health))
+        .layer(DefaultBodyLimit::max(1 << 20))
+        .with_state(state)
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+fn respond(result: Result<Value, ApiError>, content_type: &'static str) -> Response {
+    let id = request_id();
+    let mut resp = match result {
+        Ok(v) => {
+            let mut r = v.to_string().into_response();
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static(content_type));
+            r
+        }
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::error!(code = e.code, message = %e.message, "request failed");
+            } else {
+                tracing::debug!(code = e.code, message = %e.message, "request refused");
+            }
+            e.into_response()
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
+    resp
+}
+
+fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Caller, ApiError> {
+    let req = sigv4::SignedRequest {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query(),
+        headers,
+        body,
+    };
+    state.identity.authenticate(&req)
+}
+
+async fn health() -> &'static str {
+    "ok"
+}
+
+async fn home() -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; charset=utf-8")],
+        "Cairn: a CloudTrail-compatible audit trail.\nPoint the AWS CLI or an SDK here with --endpoint-url.\n",
+    )
+}
+
+async fn cloudtrail(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&state, &method, &uri, &headers, &body)?;
+        let target = headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let Some(op) = target.strip_prefix(TARGET_PREFIX) else {
+            return Err(ApiError::bad(
+                "UnknownOperationException",
+                format!("X-Amz-Target {target:?} is not an operation of CloudTrail_20131101"),
+            ));
+        };
+        let input = Input::parse(&body)?;
+        dispatch(&state, &caller, op, &input).await
+    }
+    .await;
+    respond(result, "application/x-amz-json-1.1")
+}
+
+async fn dispatch(
+    state: &AppState,
+    caller: &Caller,
+    op: &str,
+    input: &Input,
+) -> Result<Value, ApiError> {
+    match op {
+        "LookupEvents" => {
+            let lookup = lookup::Lookup::parse(&caller.account_id, input)?;
+            let store = state.store.clone();
+            tokio::task::spawn_blocking(move || lookup.run(&store))
+                .await
+                .map_err(|e| ApiError::internal(format!("lookup failed: {e}")))?
+        }
+        "CreateChannel" => state.channels.create(caller, input),
+        "GetChannel" => state.channels.get(caller, input),
+        "ListChannels" => state.channels.list(caller, input),
+        "DeleteChannel" => state.channels.delete(caller, input),
+        other if LATER.contains(&other) => Err(ApiError::bad(
+            "UnsupportedOperationException",
+            format!("{other} is not supported by this version of Cairn yet"),
+        )),
+        other => Err(ApiError::bad(
+            "UnknownOperationException",
+            format!("{other} is not an operation of CloudTrail_20131101"),
+        )),
+    }
+}
+
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| {
+            percent_encoding::percent_decode_str(&v.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+    })
+}
+
+async fn put_audit_events(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&state, &method, &uri, &headers, &body)?;
+        let channel_ref = query_param(&uri, "channelArn").ok_or_else(|| {
+            ApiError::bad(
+                "InvalidChannelARN",
+                "channelArn is required in the query string",
+            )
+        })?;
+        if let Some(ext) = query_param(&uri, "externalId") {
+            let ok = (2..=1224).contains(&ext.len())
+                && ext
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "_+=,.@:/-".contains(c));
+            if !ok {
+                return Err(ApiError::bad(
+                    "ValidationException",
+                    "externalId must be 2 to 1224 characters of letters, digits and _+=,.@:/-",
+                ));
+            }
+        }
+        let channel =
+            state
+                .channels
+                .resolve(&caller.account_id, &channel_ref, "InvalidChannelARN")?;
+        ingest::put_audit_events(state.store.clone(), channel, caller.region.clone(), &body).await
+    }
+    .await;
+    respond(result, "application/json")
+}
+
+async fn native_ingest(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = async {
+        let caller = authenticate(&state, &method, &uri, &headers, &body)?;
+        let gzip = headers
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+        let body = ingest::inflate(&body, gzip)?.into_owned();
+        ingest::native(state.store.clone(), caller.account_id, body).await
+    }
+    .await;
+    respond(result, "application/json")
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

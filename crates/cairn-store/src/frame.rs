@@ -163,14 +163,6 @@ impl Records {
         self.block.get(start as usize..(start + len) as usize)
     }
 
-    pub fn len(&self) -> usize {
-        self.offsets.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
-    }
-
     pub fn bytes(&self) -> usize {
         self.block.len()
     }
@@ -224,7 +216,6 @@ mod tests {
         let payload = encode(&header, &[b"{\"a\":1}", b"{}"]).unwrap();
         assert_eq!(decode_header(&payload).unwrap(), header);
         let r = decode_records(&payload).unwrap();
-        assert_eq!(r.len(), 2);
         assert_eq!(r.get(0), Some(&b"{\"a\":1}"[..]));
         assert_eq!(r.get(1), Some(&b"{}"[..]));
         assert_eq!(r.get(2), None);

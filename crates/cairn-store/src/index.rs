@@ -314,10 +314,6 @@ impl AccountIndex {
         self.table.loc(slot)
     }
 
-    pub fn len(&self) -> usize {
-        self.table.slots.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.table.slots.is_empty()
     }

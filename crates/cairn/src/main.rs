@@ -1,1 +1,195 @@
-fn main() {}
+//! The `cairn` command: `serve` runs the server; `lookup`, `import` and `bench` talk to it.
+
+mod bench;
+mod client;
+mod import;
+mod lookup;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use cairn_api::AppState;
+use cairn_api::channels::Channels;
+use cairn_api::identity::Identity;
+use cairn_store::{Store, StoreOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "cairn",
+    version,
+    about = "A self-hosted, CloudTrail-compatible audit trail"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Cairn server.
+    Serve(ServeArgs),
+    /// Look events up (LookupEvents), paging through every result.
+    Lookup(lookup::LookupArgs),
+    /// Load CloudTrail log files (.json, .json.gz, NDJSON) from files or folders.
+    Import(import::ImportArgs),
+    /// Measure ingest and lookup performance.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Where Cairn keeps its data.
+    #[arg(long, default_value = "./cairn-data")]
+    data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8517")]
+    listen: String,
+    /// The first account's id, instead of a generated one (12 digits).
+    #[arg(long)]
+    account_id: Option<String>,
+    /// The region this server reports in ARNs it creates.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Days of event history to keep, counted from when Cairn stored each event, or `forever`.
+    #[arg(long, default_value = "90")]
+    retention_days: String,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Lookup(args) => lookup::run(args),
+        Command::Import(args) => import::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+pub fn parse_retention(s: &str) -> Result<Option<i64>> {
+    if s.eq_ignore_ascii_case("forever") {
+        return Ok(None);
+    }
+    let days: i64 = s
+        .parse()
+        .with_context(|| format!("--retention-days {s:?}: give a number of days or `forever`"))?;
+    if days < 1 {
+        bail!("--retention-days must be at least 1 (or `forever`)");
+    }
+    Ok(Some(days * 86_400_000))
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    init_logging();
+    let retention_ms = parse_retention(&args.retention_days)?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
+    let lock_path = args.data_dir.join("LOCK");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        bail!(
+            "another Cairn server is using {}; stop it or choose another --data-dir",
+            args.data_dir.display()
+        );
+    }
+    let given_key = match (
+        std::env::var("CAIRN_ACCESS_KEY_ID").ok(),
+        std::env::var("CAIRN_SECRET_ACCESS_KEY").ok(),
+    ) {
+        (Some(id), Some(secret)) => Some((id, secret)),
+        (None, None) => None,
+        _ => bail!("set both CAIRN_ACCESS_KEY_ID and CAIRN_SECRET_ACCESS_KEY, or neither"),
+    };
+    let (identity, boot) = Identity::open(&args.data_dir, args.account_id.as_deref(), given_key)?;
+    let channels = Channels::open(&args.data_dir, &args.region, &identity.accounts())
+        .map_err(anyhow::Error::msg)?;
+    let store = Store::open(
+        &args.data_dir,
+        StoreOptions {
+            retention_ms,
+            ..StoreOptions::default()
+        },
+    )?;
+    let store = Arc::new(store);
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        identity,
+        channels,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let endpoint = format!("http://{addr}");
+        let stats = store.stats();
+        println!("Cairn {} is running.", env!("CARGO_PKG_VERSION"));
+        println!();
+        println!("  API endpoint:      {endpoint}");
+        println!("  Console:           {endpoint}/ (the browser console is not part of this version yet)");
+        println!("  Account:           {}", boot.account_id);
+        println!("  Access key id:     {}", boot.key.access_key_id);
+        println!("  Secret access key: {}", boot.key.secret_access_key);
+        println!(
+            "  Data directory:    {} ({} events stored{})",
+            args.data_dir.display(),
+            stats.events,
+            if boot.created { ", new" } else { "" }
+        );
+        println!();
+        println!("Try it:");
+        println!(
+            "  AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --endpoint-url {endpoint} --region {} cloudtrail lookup-events --max-results 5",
+            boot.key.access_key_id, boot.key.secret_access_key, args.region
+        );
+        println!();
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        cairn_api::serve(listener, state, shutdown_signal()).await?;
+        tracing::info!("shutting down");
+        Ok::<_, anyhow::Error>(())
+    })?;
+    // The server has stopped; the store's writer drains its queue and syncs when the last
+    // reference goes.
+    drop(runtime);
+    drop(lock);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
