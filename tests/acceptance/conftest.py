@@ -19,7 +19,6 @@ import http.client
 import json
 import os
 import random
-import select
 import shutil
 import signal
 import socket

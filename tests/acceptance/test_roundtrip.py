@@ -71,7 +71,6 @@ def loaded(cairn, corpus):
     plan = [("panther", b) for b in batches(panther)] + [("otrf", b) for b in batches(otrf)]
     seen_ids: set[str] = set()
     sent = []
-    stored = {}  # eventId -> (original record, receipt window)
     for n, (name, batch) in enumerate(plan):
         fmt = FORMATS[n % len(FORMATS)]
         gz = n % 2 == 1

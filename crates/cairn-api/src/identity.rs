@@ -125,12 +125,12 @@ impl Identity {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => KeyFile::default(),
             Err(e) => return Err(io(&path)(e)),
         };
-        if let Some(a) = account_id {
-            if !valid_account_id(a) {
-                return Err(IdentityError::Invalid(format!(
-                    "--account-id {a:?} is not a 12-digit AWS account id"
-                )));
-            }
+        if let Some(a) = account_id
+            && !valid_account_id(a)
+        {
+            return Err(IdentityError::Invalid(format!(
+                "--account-id {a:?} is not a 12-digit AWS account id"
+            )));
         }
         let mut changed = false;
         let account = match (account_id, file.accounts.first()) {

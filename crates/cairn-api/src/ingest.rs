@@ -252,22 +252,22 @@ fn audit_record(
         ("responseElements", 100_000),
         ("additionalEventData", 28_000),
     ] {
-        if let Some(v) = obj.get(name) {
-            if v.to_string().len() > max {
-                return Err(fail(
-                    "FieldTooLong",
-                    format!("eventData.{name} is larger than {max} bytes"),
-                ));
-            }
-        }
-    }
-    if let Some(ip) = text(&["sourceIPAddress"])? {
-        if ip.parse::<std::net::IpAddr>().is_err() {
+        if let Some(v) = obj.get(name)
+            && v.to_string().len() > max
+        {
             return Err(fail(
-                "InvalidData",
-                format!("eventData.sourceIPAddress {ip:?} is not an IPv4 or IPv6 address"),
+                "FieldTooLong",
+                format!("eventData.{name} is larger than {max} bytes"),
             ));
         }
+    }
+    if let Some(ip) = text(&["sourceIPAddress"])?
+        && ip.parse::<std::net::IpAddr>().is_err()
+    {
+        return Err(fail(
+            "InvalidData",
+            format!("eventData.sourceIPAddress {ip:?} is not an IPv4 or IPv6 address"),
+        ));
     }
     let recipient = text(&["recipientAccountId"])?.unwrap_or_default();
     if recipient != channel.account_id {

@@ -91,10 +91,11 @@ impl Input {
                 .map(|f| Some((f * 1000.0).round() as i64))
                 .ok_or_else(|| type_error(name, "a timestamp")),
             Some(Value::String(s)) => {
-                if let Ok(f) = s.parse::<f64>() {
-                    if f.is_finite() && f.abs() < 1e14 {
-                        return Ok(Some((f * 1000.0).round() as i64));
-                    }
+                if let Ok(f) = s.parse::<f64>()
+                    && f.is_finite()
+                    && f.abs() < 1e14
+                {
+                    return Ok(Some((f * 1000.0).round() as i64));
                 }
                 cairn_event::parse_event_time(s)
                     .or_else(|| {

@@ -99,13 +99,13 @@ impl Lookup {
             .unwrap_or(50) as usize;
         let start_ms = input.timestamp_ms("StartTime")?;
         let end_ms = input.timestamp_ms("EndTime")?;
-        if let (Some(s), Some(e)) = (start_ms, end_ms) {
-            if s > e {
-                return Err(ApiError::bad(
-                    "InvalidTimeRangeException",
-                    "StartTime must be at or before EndTime",
-                ));
-            }
+        if let (Some(s), Some(e)) = (start_ms, end_ms)
+            && s > e
+        {
+            return Err(ApiError::bad(
+                "InvalidTimeRangeException",
+                "StartTime must be at or before EndTime",
+            ));
         }
         by_key.sort();
         let fingerprint = {

@@ -386,11 +386,13 @@ fn extract(bytes: &[u8], now_ms: i64) -> Result<(EventMeta, Absent), RecordError
         None => Identity::default(),
     };
 
+    let mut resource_names = Vec::new();
     let resources = resources_of(
         probe.resources,
         probe.requestParameters,
         &event_source,
         &event_name,
+        &mut resource_names,
     )?;
 
     let category = match string_field(probe.eventCategory, "eventCategory")? {
@@ -407,20 +409,8 @@ fn extract(bytes: &[u8], now_ms: i64) -> Result<(EventMeta, Absent), RecordError
         }
     };
 
-    let mut resource_names = Vec::new();
     for r in &resources {
         push_unique(&mut resource_names, &r.name);
-    }
-    let mut resource_arn_names = Vec::new();
-    if let Some(raw) = probe.resources.filter(|r| r.get().starts_with('[')) {
-        if let Ok(list) = serde_json::from_str::<Vec<Resource>>(raw.get()) {
-            for arn in list.iter().filter_map(|r| r.ARN.as_deref()) {
-                arn_aliases(arn, &mut resource_arn_names);
-            }
-        }
-    }
-    for n in resource_arn_names {
-        push_unique(&mut resource_names, &n);
     }
 
     let meta = EventMeta {
@@ -561,6 +551,7 @@ fn resources_of(
     params: Option<&RawValue>,
     source: &str,
     name: &str,
+    aliases: &mut Vec<String>,
 ) -> Result<Vec<ResourceRef>, RecordError> {
     let mut out = Vec::new();
     if let Some(raw) = resources.filter(|r| r.get() != "null") {
@@ -571,6 +562,7 @@ fn resources_of(
         })?;
         for r in list {
             if let Some(arn) = r.ARN.as_deref() {
+                arn_aliases(arn, aliases);
                 out.push(ResourceRef {
                     resource_type: r.r#type.map(Cow::into_owned),
                     name: display_name(arn),

@@ -49,10 +49,10 @@ impl FrameCache {
             inner.bytes += records.bytes();
         }
         while inner.bytes > self.capacity && inner.order.len() > 1 {
-            if let Some(old) = inner.order.pop_front() {
-                if let Some(r) = inner.map.remove(&old) {
-                    inner.bytes -= r.bytes();
-                }
+            if let Some(old) = inner.order.pop_front()
+                && let Some(r) = inner.map.remove(&old)
+            {
+                inner.bytes -= r.bytes();
             }
         }
         Ok(records)

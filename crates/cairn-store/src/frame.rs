@@ -71,10 +71,10 @@ impl IndexEntry {
         add(Attr::SourceIp, meta.source_ip.as_deref());
         let mut types: Vec<&str> = Vec::new();
         for r in &meta.resources {
-            if let Some(t) = r.resource_type.as_deref() {
-                if !types.contains(&t) {
-                    types.push(t);
-                }
+            if let Some(t) = r.resource_type.as_deref()
+                && !types.contains(&t)
+            {
+                types.push(t);
             }
         }
         for t in types {

@@ -254,7 +254,7 @@ impl Bucket {
             }
         }
         if !self.tail.is_empty() {
-            found.sort_by(|a, b| b.0.cmp(&a.0));
+            found.sort_by_key(|f| std::cmp::Reverse(f.0));
             found.truncate(limit);
         }
         out.extend(found);

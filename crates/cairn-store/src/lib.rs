@@ -306,7 +306,7 @@ impl Store {
                         *k >= lo && *k < hi && acct.slot_matches(q.insights, *s, &filters)
                     })
                     .collect();
-                hits.sort_by(|a, b| b.0.cmp(&a.0));
+                hits.sort_by_key(|h| std::cmp::Reverse(h.0));
                 hits.dedup();
                 hits
             };
@@ -493,10 +493,10 @@ impl Writer {
                 Err(e) => error = Some(e.to_string()),
             }
         }
-        if error.is_none() {
-            if let Err(e) = self.journal.sync() {
-                error = Some(e.to_string());
-            }
+        if error.is_none()
+            && let Err(e) = self.journal.sync()
+        {
+            error = Some(e.to_string());
         }
         if let Some(err) = error {
             // After a failed write or fsync the state of the file is unknown: stop taking
@@ -564,10 +564,10 @@ impl Writer {
         }
         if let Some(retention) = self.retention_ms {
             let cutoff = now.saturating_sub(retention);
-            if self.journal.active_created_ms() <= cutoff {
-                if let Err(e) = self.journal.rotate(now) {
-                    tracing::error!(error = %e, "journal rotation failed");
-                }
+            if self.journal.active_created_ms() <= cutoff
+                && let Err(e) = self.journal.rotate(now)
+            {
+                tracing::error!(error = %e, "journal rotation failed");
             }
             match self.journal.remove_before(cutoff) {
                 Ok(removed) if !removed.is_empty() => {

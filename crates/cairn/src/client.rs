@@ -68,16 +68,16 @@ fn config_section(profile: &str) -> String {
 
 fn find_credentials(profile: Option<&str>) -> Result<Credentials> {
     let explicit_profile = profile.map(str::to_owned).or_else(|| env("AWS_PROFILE"));
-    if explicit_profile.is_none() {
-        if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
-            return Ok(Credentials::new(
-                id,
-                secret,
-                env("AWS_SESSION_TOKEN"),
-                None,
-                "environment",
-            ));
-        }
+    if explicit_profile.is_none()
+        && let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"))
+    {
+        return Ok(Credentials::new(
+            id,
+            secret,
+            env("AWS_SESSION_TOKEN"),
+            None,
+            "environment",
+        ));
     }
     let profile = explicit_profile.unwrap_or_else(|| "default".into());
     let from = |file: Option<PathBuf>, section: &str| -> Option<Credentials> {
@@ -97,12 +97,11 @@ fn find_credentials(profile: Option<&str>) -> Result<Credentials> {
     if let Ok(bytes) = std::fs::read(&local) {
         let v: Value = serde_json::from_slice(&bytes)
             .with_context(|| format!("reading {}", local.display()))?;
-        if let Some(k) = v["keys"].get(0) {
-            if let (Some(id), Some(secret)) =
+        if let Some(k) = v["keys"].get(0)
+            && let (Some(id), Some(secret)) =
                 (k["access_key_id"].as_str(), k["secret_access_key"].as_str())
-            {
-                return Ok(Credentials::new(id, secret, None, None, "cairn-data"));
-            }
+        {
+            return Ok(Credentials::new(id, secret, None, None, "cairn-data"));
         }
     }
     bail!(

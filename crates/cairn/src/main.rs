@@ -32,7 +32,7 @@ enum Command {
     /// Run the Cairn server.
     Serve(ServeArgs),
     /// Look events up (LookupEvents), paging through every result.
-    Lookup(lookup::LookupArgs),
+    Lookup(Box<lookup::LookupArgs>),
     /// Load CloudTrail log files (.json, .json.gz, NDJSON) from files or folders.
     Import(import::ImportArgs),
     /// Measure ingest and lookup performance.
@@ -62,7 +62,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Lookup(args) => lookup::run(args),
+        Command::Lookup(args) => lookup::run(*args),
         Command::Import(args) => import::run(args),
         Command::Bench(args) => bench::run(args),
     }
