@@ -17,7 +17,7 @@ use cairn_api::channels::Channels;
 use cairn_api::identity::Identity;
 use cairn_store::{Attr, Query, Store, StoreOptions};
 
-use crate::client::{Client, ClientArgs};
+use cairn_client::{Client, ClientArgs};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
-use crate::client::{Client, ClientArgs, parse_response};
+use cairn_client::{Client, ClientArgs, parse_response};
 
 #[derive(clap::Args)]
 pub struct ImportArgs {

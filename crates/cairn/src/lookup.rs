@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::{Value, json};
 
-use crate::client::{Client, ClientArgs};
+use cairn_client::{Client, ClientArgs};
 
 #[derive(clap::Args)]
 pub struct LookupArgs {

@@ -1,7 +1,6 @@
 //! The `cairn` command: `serve` runs the server; `lookup`, `import` and `bench` talk to it.
 
 mod bench;
-mod client;
 mod import;
 mod lookup;
 
@@ -53,7 +52,8 @@ struct ServeArgs {
     /// The region this server reports in ARNs it creates.
     #[arg(long, default_value = "us-east-1")]
     region: String,
-    /// Days of event history to keep, counted from when Cairn stored each event, or `forever`.
+    /// Event history to keep, counted from when Cairn stored each event: days (`90`), a
+    /// duration (`12h`, `30m`), or `forever`.
     #[arg(long, default_value = "90")]
     retention_days: String,
 }
@@ -77,17 +77,27 @@ fn init_logging() {
         .init();
 }
 
+/// `90` (days), `forever`, or a duration with a unit (`12h`, `30m`, `3s`) for tests and demos.
 pub fn parse_retention(s: &str) -> Result<Option<i64>> {
     if s.eq_ignore_ascii_case("forever") {
         return Ok(None);
     }
-    let days: i64 = s
-        .parse()
-        .with_context(|| format!("--retention-days {s:?}: give a number of days or `forever`"))?;
-    if days < 1 {
-        bail!("--retention-days must be at least 1 (or `forever`)");
+    let (number, unit_ms) = match s.char_indices().last() {
+        Some((i, 's')) => (&s[..i], 1_000),
+        Some((i, 'm')) => (&s[..i], 60_000),
+        Some((i, 'h')) => (&s[..i], 3_600_000),
+        Some((i, 'd')) => (&s[..i], 86_400_000),
+        _ => (s, 86_400_000),
+    };
+    let n: i64 = number.parse().with_context(|| {
+        format!(
+            "--retention-days {s:?}: give a number of days, a duration such as 12h, or `forever`"
+        )
+    })?;
+    if n < 1 {
+        bail!("--retention-days must be positive (or `forever`)");
     }
-    Ok(Some(days * 86_400_000))
+    Ok(Some(n.saturating_mul(unit_ms)))
 }
 
 fn serve(args: ServeArgs) -> Result<()> {

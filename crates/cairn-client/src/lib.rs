@@ -1,5 +1,6 @@
-//! A small SigV4-signing client for the Cairn API, finding its endpoint and credentials the
-//! way AWS tools do.
+//! A small SigV4-signing client for the Cairn API, used by the `cairn` command and the tests.
+//! It finds its endpoint and credentials the way AWS tools do: flags, then `CAIRN_ENDPOINT_URL`
+//! or the AWS endpoint variables, then the AWS environment variables and profile files.
 
 use std::path::PathBuf;
 use std::time::SystemTime;

@@ -1,0 +1,325 @@
+//! The server as a user runs it: `cairn serve` as a child process on a free loopback port.
+//! Durability under SIGKILL, visibility, paging while events arrive, retention, restarts.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_client::{Client, ClientArgs};
+use serde_json::{Value, json};
+
+const KEY: &str = "AKIATESTSERVER000001";
+const SECRET: &str = "test-secret-for-the-server-tests-000000";
+
+struct Server {
+    child: Child,
+    endpoint: String,
+}
+
+impl Server {
+    fn start(dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--account-id",
+                "111122223333",
+            ])
+            .arg("--data-dir")
+            .arg(dir)
+            .args(extra)
+            .env("CAIRN_ACCESS_KEY_ID", KEY)
+            .env("CAIRN_SECRET_ACCESS_KEY", SECRET)
+            .env("CAIRN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start cairn serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let endpoint = loop {
+            let line = lines
+                .next()
+                .expect("cairn serve exited before printing its endpoint")
+                .expect("read stdout");
+            if let Some(rest) = line.trim().strip_prefix("API endpoint:") {
+                break rest.trim().to_owned();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, endpoint }
+    }
+
+    fn client(&self) -> Client {
+        let args = ClientArgs {
+            endpoint_url: Some(self.endpoint.clone()),
+            profile: None,
+            region: Some("us-east-1".into()),
+        };
+        Client::with_credentials(&args, KEY, SECRET).expect("client")
+    }
+
+    fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("cairn serve did not stop within 20 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn record(id: &str, time: &str, user: &str) -> Value {
+    json!({
+        "eventVersion": "1.08",
+        "eventID": id,
+        "eventTime": time,
+        "eventName": "RunInstances",
+        "eventSource": "ec2.amazonaws.com",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "198.51.100.7",
+        "userIdentity": {"type": "IAMUser", "userName": user, "accessKeyId": "AKIAEXAMPLE"},
+    })
+}
+
+fn ingest(client: &Client, records: &[Value]) -> anyhow::Result<Value> {
+    let mut body = Vec::new();
+    for r in records {
+        body.extend_from_slice(&serde_json::to_vec(r)?);
+        body.push(b'\n');
+    }
+    let (status, resp) = client.post("/v1/events", "cloudtrail", &[], body)?;
+    let v: Value = serde_json::from_slice(&resp)?;
+    anyhow::ensure!(status == 200, "ingest answered {status}: {v}");
+    Ok(v)
+}
+
+/// Every event ID in the account's history, paging with LookupEvents.
+fn all_ids(client: &Client) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut input = json!({"MaxResults": 50});
+    loop {
+        let resp = client.call("LookupEvents", &input).expect("lookup");
+        for e in resp["Events"].as_array().expect("Events") {
+            ids.push(e["EventId"].as_str().expect("EventId").to_owned());
+        }
+        match resp["NextToken"].as_str() {
+            Some(t) => input["NextToken"] = json!(t),
+            None => return ids,
+        }
+    }
+}
+
+fn now_iso() -> String {
+    cairn_event::format_event_time(cairn_event::now_ms())
+}
+
+#[test]
+fn acknowledged_events_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        let client = server.client();
+        let acked = acked.clone();
+        let stop = stop.clone();
+        writers.push(std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let batch: Vec<Value> = (0..50)
+                    .map(|i| record(&format!("w{w}-b{n}-{i}"), &now_iso(), "crash"))
+                    .collect();
+                n += 1;
+                match ingest(&client, &batch) {
+                    Ok(resp) => {
+                        assert_eq!(resp["stored"], 50, "{resp}");
+                        acked.lock().unwrap().extend(
+                            batch
+                                .iter()
+                                .map(|r| r["eventID"].as_str().unwrap().to_owned()),
+                        );
+                    }
+                    // The server died under us: this batch was never acknowledged.
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 500,
+        "too few events acknowledged before the kill: {}",
+        acked.len()
+    );
+
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+    let found = all_ids(&client);
+    let unique: std::collections::HashSet<&String> = found.iter().collect();
+    assert_eq!(
+        unique.len(),
+        found.len(),
+        "an event appears twice after the restart"
+    );
+    let missing: Vec<&String> = acked.iter().filter(|id| !unique.contains(id)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+
+    // Replaying acknowledged events stores nothing new.
+    let replay: Vec<Value> = acked[..100]
+        .iter()
+        .map(|id| record(id, &now_iso(), "crash"))
+        .collect();
+    let resp = ingest(&client, &replay).unwrap();
+    assert_eq!(resp["stored"], 0);
+    assert_eq!(resp["duplicates"], 100);
+    server.stop();
+}
+
+#[test]
+fn events_are_visible_at_once_and_paging_holds_while_events_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let client = server.client();
+
+    // Visible within a second of the acknowledgement.
+    let t = Instant::now();
+    ingest(&client, &[record("visible-1", &now_iso(), "vis")]).unwrap();
+    let found = loop {
+        let resp = client
+            .call("LookupEvents", &json!({"LookupAttributes": [{"AttributeKey": "EventId", "AttributeValue": "visible-1"}]}))
+            .unwrap();
+        if resp["Events"].as_array().is_some_and(|e| e.len() == 1)
+            || t.elapsed() > Duration::from_secs(1)
+        {
+            break resp;
+        }
+    };
+    assert_eq!(
+        found["Events"][0]["EventId"], "visible-1",
+        "not visible within 1 s"
+    );
+
+    // 1000 events over the last hours, then page through them while writers add more,
+    // both newer (live) and older (an import) than the ones being paged.
+    let base = cairn_event::now_ms() - 3 * 3_600_000;
+    let preload: Vec<Value> = (0..1000)
+        .map(|i| {
+            record(
+                &format!("pre-{i}"),
+                &cairn_event::format_event_time(base + i * 7_000),
+                "pager",
+            )
+        })
+        .collect();
+    for chunk in preload.chunks(100) {
+        ingest(&client, chunk).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let client = server.client();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let old = cairn_event::format_event_time(base + (n % 1000) * 7_000 + 3_500);
+                let batch = vec![
+                    record(&format!("live-{n}"), &now_iso(), "pager"),
+                    record(&format!("old-{n}"), &old, "pager"),
+                ];
+                ingest(&client, &batch).unwrap();
+                n += 1;
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut input = json!({"MaxResults": 7, "LookupAttributes": [{"AttributeKey": "Username", "AttributeValue": "pager"}]});
+    loop {
+        let resp = client.call("LookupEvents", &input).unwrap();
+        for e in resp["Events"].as_array().unwrap() {
+            seen.push(e["EventId"].as_str().unwrap().to_owned());
+        }
+        match resp["NextToken"].as_str() {
+            Some(t) => input["NextToken"] = json!(t),
+            None => break,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    let mut counts = std::collections::HashMap::new();
+    for id in &seen {
+        *counts.entry(id.as_str()).or_insert(0) += 1;
+    }
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "an event came twice while paging"
+    );
+    for i in 0..1000 {
+        assert!(
+            counts.contains_key(format!("pre-{i}").as_str()),
+            "pre-{i} was skipped while paging"
+        );
+    }
+    server.stop();
+}
+
+#[test]
+fn retention_drops_old_segments_and_restart_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &["--retention-days", "3s"]);
+    let client = server.client();
+    ingest(
+        &client,
+        &[record("short-lived", "2020-01-01T00:00:00Z", "ret")],
+    )
+    .unwrap();
+    assert_eq!(all_ids(&client), ["short-lived"]);
+    // Retention counts from when the event was stored, not its (old) event time.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !all_ids(&client).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "retention did not drop the event"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    ingest(&client, &[record("kept", "2020-01-01T00:00:00Z", "ret")]).unwrap();
+    server.stop();
+    let server = Server::start(dir.path(), &["--retention-days", "forever"]);
+    assert_eq!(all_ids(&server.client()), ["kept"]);
+    server.stop();
+}
