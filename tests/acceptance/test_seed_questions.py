@@ -34,9 +34,9 @@ def by_id(seed):
     return {r["eventID"]: r for r in seed}
 
 
-def lookup(aws, *attrs, extra=()):
+def lookup(aws, *attrs, start=OLD, extra=()):
     """`aws cloudtrail lookup-events` with AttributeKey=K,AttributeValue=V pairs; returns Events."""
-    args = ["cloudtrail", "lookup-events", "--start-time", OLD]
+    args = ["cloudtrail", "lookup-events", "--start-time", start]
     if attrs:
         args.append("--lookup-attributes")
         args += [f"AttributeKey={k},AttributeValue={v}" for k, v in attrs]
@@ -111,8 +111,8 @@ def test_q2_who_created_mary(loaded, aws, attr):
 
 
 def test_q3_what_kodekloud_launched(loaded, aws, seed):
-    ev = only(lookup(aws, ("Username", "kodekloud"), extra=[
-        "--start-time", "2023-10-08T00:00:00Z", "--end-time", "2023-10-08T23:59:59Z"]))
+    ev = only(lookup(aws, ("Username", "kodekloud"), start="2023-10-08T00:00:00Z",
+                     extra=["--end-time", "2023-10-08T23:59:59Z"]))
     assert ev["EventName"] == "RunInstances"
     assert ev["Username"] == "kodekloud"
     assert epoch(ev["EventTime"]) == iso("2023-10-08T17:50:24Z")
@@ -130,8 +130,8 @@ def test_q3_what_kodekloud_launched(loaded, aws, seed):
     assert item["groupSet"]["items"][0]["groupName"] == "Webserver_SG"
     # The same event, found by the instance id, and not found outside 2023-10-08.
     assert only(lookup(aws, ("ResourceName", "i-0123456789abcdef0")))["EventId"] == ev["EventId"]
-    assert lookup(aws, ("Username", "kodekloud"), extra=[
-        "--start-time", "2023-10-09T00:00:00Z"]) == []
+    assert lookup(aws, ("Username", "kodekloud"), start="2023-10-09T00:00:00Z") == []
+    assert lookup(aws, ("Username", "kodekloud"), extra=["--end-time", "2023-10-08T17:50:23Z"]) == []
 
 
 @pytest.mark.parametrize("attr", [

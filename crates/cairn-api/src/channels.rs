@@ -89,12 +89,14 @@ impl Channels {
             .map_err(|e| ApiError::internal(format!("cannot save channels: {e}")))
     }
 
-    /// Finds a channel of the account by ARN or by its id.
+    /// Finds a channel of the account by ARN or by its id. The error codes differ between the
+    /// `cloudtrail` and `cloudtrail-data` models, so the caller names them.
     pub fn resolve(
         &self,
         account: &str,
         reference: &str,
         invalid_code: &'static str,
+        not_found_code: &'static str,
     ) -> Result<Channel, ApiError> {
         let valid_arn = reference.starts_with("arn:")
             && reference.split(':').nth(2) == Some("cloudtrail")
@@ -120,7 +122,7 @@ impl Channels {
             .cloned()
             .ok_or_else(|| {
                 ApiError::new(
-                    "ChannelNotFoundException",
+                    not_found_code,
                     404,
                     format!("Channel {reference} not found for account {account}"),
                 )
@@ -213,6 +215,7 @@ impl Channels {
             &caller.account_id,
             input.req_str("Channel")?,
             "ChannelARNInvalidException",
+            "ChannelNotFoundException",
         )?;
         Ok(json!({
             "ChannelArn": c.arn,
@@ -255,6 +258,7 @@ impl Channels {
             &caller.account_id,
             input.req_str("Channel")?,
             "ChannelARNInvalidException",
+            "ChannelNotFoundException",
         )?;
         self.list.write().retain(|x| x.arn != c.arn);
         self.save()?;

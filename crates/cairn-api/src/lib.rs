@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
@@ -96,16 +96,10 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", post(cloudtrail).get(home))
-        .route(
-            "/PutAuditEvents",
-            post(put_audit_events).layer(DefaultBodyLimit::max(ingest::MAX_PUT_AUDIT_BODY + 4096)),
-        )
-        .route(
-            "/v1/events",
-            post(native_ingest).layer(DefaultBodyLimit::max(ingest::MAX_NATIVE_BODY)),
-        )
+        .route("/PutAuditEvents", post(put_audit_events))
+        .route("/v1/events", post(native_ingest))
         .route("/health", get(health))
-        .layer(DefaultBodyLimit::max(1 << 20))
+        .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }
 
@@ -165,14 +159,38 @@ async fn home() -> impl IntoResponse {
     )
 }
 
+/// Reads a request body of at most `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                "RequestEntityTooLargeException",
+                413,
+                format!("the request body is larger than {limit} bytes; send smaller batches"),
+            )
+        } else {
+            ApiError::bad(
+                "SerializationException",
+                format!("cannot read the request body: {e}"),
+            )
+        }
+    })
+}
+
+/// The largest body of a CloudTrail API call.
+const MAX_API_BODY: usize = 1 << 20;
+
 async fn cloudtrail(
     State(state): State<Arc<AppState>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let result = async {
+        let body = read_body(body, MAX_API_BODY).await?;
         let caller = authenticate(&state, &method, &uri, &headers, &body)?;
         let target = headers
             .get("x-amz-target")
@@ -236,9 +254,11 @@ async fn put_audit_events(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let result = async {
+        // A little over the 1 MB limit, so that the limit itself answers ValidationException.
+        let body = read_body(body, ingest::MAX_PUT_AUDIT_BODY + 64 * 1024).await?;
         let caller = authenticate(&state, &method, &uri, &headers, &body)?;
         let channel_ref = query_param(&uri, "channelArn").ok_or_else(|| {
             ApiError::bad(
@@ -258,10 +278,12 @@ async fn put_audit_events(
                 ));
             }
         }
-        let channel =
-            state
-                .channels
-                .resolve(&caller.account_id, &channel_ref, "InvalidChannelARN")?;
+        let channel = state.channels.resolve(
+            &caller.account_id,
+            &channel_ref,
+            "InvalidChannelARN",
+            "ChannelNotFound",
+        )?;
         ingest::put_audit_events(state.store.clone(), channel, caller.region.clone(), &body).await
     }
     .await;
@@ -273,9 +295,10 @@ async fn native_ingest(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let result = async {
+        let body = read_body(body, ingest::MAX_NATIVE_BODY).await?;
         let caller = authenticate(&state, &method, &uri, &headers, &body)?;
         let gzip = headers
             .get("content-encoding")

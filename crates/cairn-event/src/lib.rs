@@ -13,6 +13,6 @@ pub use body::{BodyError, split_records};
 pub use json::minify;
 pub use record::{
     Category, EventMeta, LookupView, MAX_RECORD_BYTES, Normalised, RecordError, ResourceRef,
-    lookup_view, normalise,
+    arn_aliases, arn_display_name, lookup_view, normalise,
 };
 pub use timefmt::{format_event_time, now_ms, parse_event_time};

@@ -84,9 +84,8 @@ pub struct EventMeta {
     pub username: Option<String>,
     pub access_key_id: Option<String>,
     pub resources: Vec<ResourceRef>,
-    /// Every name a `ResourceName` lookup finds this record by (the display name, the whole
-    /// ARN, the ARN's resource part, its last path element).
-    pub resource_names: Vec<String>,
+    /// The ARNs of the record's `resources`.
+    pub resource_arns: Vec<String>,
     pub category: Category,
     pub region: Option<String>,
     pub error_code: Option<String>,
@@ -141,6 +140,8 @@ struct Probe<'a> {
     requestParameters: Option<&'a RawValue>,
     #[serde(borrow)]
     eventData: Option<&'a RawValue>,
+    #[serde(borrow)]
+    insightDetails: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize, Default)]
@@ -217,10 +218,11 @@ fn string_field<'a>(
 
 fn bool_field(raw: Option<&RawValue>, name: &str) -> Result<Option<bool>, RecordError> {
     let Some(raw) = raw else { return Ok(None) };
-    match raw.get() {
+    // Exports from other tools sometimes write booleans as strings ("true", "True").
+    match raw.get().trim_matches('"') {
         "null" => Ok(None),
-        "true" | "\"true\"" => Ok(Some(true)),
-        "false" | "\"false\"" => Ok(Some(false)),
+        t if t.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        f if f.eq_ignore_ascii_case("false") => Ok(Some(false)),
         _ => Err(RecordError::InvalidData(format!(
             "{name} must be true or false, not {}",
             kind(raw)
@@ -368,10 +370,14 @@ fn extract(bytes: &[u8], now_ms: i64) -> Result<(EventMeta, Absent), RecordError
         Some(raw) if raw.get().starts_with('{') => serde_json::from_str(raw.get()).ok(),
         _ => None,
     };
-    let name_raw = probe.eventName.or(inner.as_ref().and_then(|p| p.eventName));
-    let source_raw = probe
-        .eventSource
-        .or(inner.as_ref().and_then(|p| p.eventSource));
+    // Insights records keep them inside `insightDetails`.
+    let insight: Option<Probe> = match (inner.is_none(), probe.insightDetails) {
+        (true, Some(raw)) if raw.get().starts_with('{') => serde_json::from_str(raw.get()).ok(),
+        _ => None,
+    };
+    let nested = inner.as_ref().or(insight.as_ref());
+    let name_raw = probe.eventName.or(nested.and_then(|p| p.eventName));
+    let source_raw = probe.eventSource.or(nested.and_then(|p| p.eventSource));
     let event_name = required(string_field(name_raw, "eventName")?, "eventName")?;
     let event_source = required(string_field(source_raw, "eventSource")?, "eventSource")?;
 
@@ -386,13 +392,13 @@ fn extract(bytes: &[u8], now_ms: i64) -> Result<(EventMeta, Absent), RecordError
         None => Identity::default(),
     };
 
-    let mut resource_names = Vec::new();
+    let mut resource_arns = Vec::new();
     let resources = resources_of(
         probe.resources,
         probe.requestParameters,
         &event_source,
         &event_name,
-        &mut resource_names,
+        &mut resource_arns,
     )?;
 
     let category = match string_field(probe.eventCategory, "eventCategory")? {
@@ -409,10 +415,6 @@ fn extract(bytes: &[u8], now_ms: i64) -> Result<(EventMeta, Absent), RecordError
         }
     };
 
-    for r in &resources {
-        push_unique(&mut resource_names, &r.name);
-    }
-
     let meta = EventMeta {
         event_id,
         time_ms,
@@ -426,7 +428,7 @@ fn extract(bytes: &[u8], now_ms: i64) -> Result<(EventMeta, Absent), RecordError
             .filter(|k| !k.is_empty())
             .map(str::to_owned),
         resources,
-        resource_names,
+        resource_arns,
         category,
         region: string_field(probe.awsRegion, "awsRegion")?.map(Cow::into_owned),
         error_code: string_field(probe.errorCode, "errorCode")?.map(Cow::into_owned),
@@ -480,7 +482,7 @@ fn derive_username(id: &Identity) -> Option<String> {
 }
 
 /// The name of a resource as event history shows it, from its ARN.
-fn display_name(arn: &str) -> String {
+pub fn arn_display_name(arn: &str) -> String {
     let mut parts = arn.splitn(6, ':');
     let (Some(_), Some(_), Some(service), Some(_), Some(_), Some(resource)) = (
         parts.next(),
@@ -505,9 +507,27 @@ fn display_name(arn: &str) -> String {
     }
 }
 
-fn arn_aliases(arn: &str, out: &mut Vec<String>) {
+impl EventMeta {
+    /// Every name a `ResourceName` lookup finds this record by: the display names, and for
+    /// each ARN the whole ARN, its resource part, the part after the resource type and the
+    /// last path element.
+    pub fn resource_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.resources {
+            push_unique(&mut out, &r.name);
+        }
+        for arn in &self.resource_arns {
+            arn_aliases(arn, &mut out);
+        }
+        out
+    }
+}
+
+/// The names a `ResourceName` lookup finds a resource by, from its ARN (see
+/// [`EventMeta::resource_names`]).
+pub fn arn_aliases(arn: &str, out: &mut Vec<String>) {
     push_unique(out, arn);
-    push_unique(out, &display_name(arn));
+    push_unique(out, &arn_display_name(arn));
     if let Some(resource) = arn.splitn(6, ':').nth(5) {
         push_unique(out, resource);
         if let Some((_, rest)) = resource.split_once(['/', ':']) {
@@ -551,7 +571,7 @@ fn resources_of(
     params: Option<&RawValue>,
     source: &str,
     name: &str,
-    aliases: &mut Vec<String>,
+    arns: &mut Vec<String>,
 ) -> Result<Vec<ResourceRef>, RecordError> {
     let mut out = Vec::new();
     if let Some(raw) = resources.filter(|r| r.get() != "null") {
@@ -562,10 +582,10 @@ fn resources_of(
         })?;
         for r in list {
             if let Some(arn) = r.ARN.as_deref() {
-                arn_aliases(arn, aliases);
+                push_unique(arns, arn);
                 out.push(ResourceRef {
                     resource_type: r.r#type.map(Cow::into_owned),
-                    name: display_name(arn),
+                    name: arn_display_name(arn),
                 });
             }
         }
@@ -740,12 +760,27 @@ mod tests {
             e(br#"{"eventName":"a","eventSource":"x","readOnly":"maybe"}"#).code(),
             "InvalidData"
         );
+        assert_eq!(
+            e(br#"{"eventName":"a","eventSource":"x","readOnly":1}"#).code(),
+            "InvalidData"
+        );
+        let ok = normalise(
+            br#"{"eventName":"a","eventSource":"x","readOnly":"True"}"#,
+            "1",
+            NOW,
+        );
+        assert_eq!(ok.unwrap().meta.read_only, Some(true));
         let big = format!(
             r#"{{"eventName":"a","eventSource":"x","p":"{}"}}"#,
             "x".repeat(MAX_RECORD_BYTES)
         );
         assert_eq!(e(big.as_bytes()).code(), "FieldTooLong");
         assert_eq!(e(b"{\"eventName\":\"a\"").code(), "InvalidData");
+        let insight = br#"{"eventVersion":"1.08","eventTime":"2023-01-01T00:00:00Z","eventType":"AwsCloudTrailInsight","insightDetails":{"state":"Start","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","insightType":"ApiCallRateInsight"}}"#;
+        let m = normalise(insight, "1", NOW).unwrap().meta;
+        assert_eq!(m.category, Category::Insight);
+        assert_eq!(m.event_name, "RunInstances");
+        assert_eq!(m.read_only, None);
     }
 
     #[test]
@@ -781,9 +816,9 @@ mod tests {
         assert_eq!(m.category, Category::Data);
         assert_eq!(m.resources[0].name, "cat-photos/2024/whiskers.jpg");
         assert_eq!(m.resources[1].name, "cat-photos");
-        assert!(m.resource_names.iter().any(|n| n == "2024/whiskers.jpg"));
+        assert!(m.resource_names().iter().any(|n| n == "2024/whiskers.jpg"));
         assert!(
-            m.resource_names
+            m.resource_names()
                 .iter()
                 .any(|n| n == "arn:aws:s3:::cat-photos")
         );

@@ -4,9 +4,29 @@
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 
-/// Parses an event time into milliseconds since the Unix epoch.
+/// Parses an event time into milliseconds since the Unix epoch. Besides RFC 3339, accepts the
+/// forms exports and query engines write: a space instead of `T`, no zone (UTC), and
+/// fractional seconds of any precision (`2022-11-21 18:06:52`, `2025-01-21 17:49:47.000000000`).
 pub fn parse_event_time(s: &str) -> Option<i64> {
-    let t = OffsetDateTime::parse(s, &Rfc3339).ok()?;
+    let t = match OffsetDateTime::parse(s, &Rfc3339) {
+        Ok(t) => t,
+        Err(_) => {
+            let b = s.as_bytes();
+            if b.len() < 19 || !(b[10] == b' ' || b[10] == b'T') {
+                return None;
+            }
+            let mut fixed = String::with_capacity(s.len() + 1);
+            fixed.push_str(&s[..10]);
+            fixed.push('T');
+            fixed.push_str(&s[11..]);
+            let tail = &s[19..];
+            let has_zone = tail.ends_with('Z') || tail.contains(['+', '-']);
+            if !has_zone {
+                fixed.push('Z');
+            }
+            OffsetDateTime::parse(&fixed, &Rfc3339).ok()?
+        }
+    };
     let ms = t.unix_timestamp_nanos() / 1_000_000;
     i64::try_from(ms).ok()
 }
@@ -49,7 +69,25 @@ mod tests {
             parse_event_time("2020-06-09T15:37:34+02:00"),
             Some(1_591_709_854_000)
         );
-        assert_eq!(parse_event_time("2020-06-09 13:37:34"), None);
+        assert_eq!(
+            parse_event_time("2020-06-09 13:37:34"),
+            Some(1_591_709_854_000)
+        );
+        assert_eq!(
+            parse_event_time("2020-06-09T13:37:34"),
+            Some(1_591_709_854_000)
+        );
+        assert_eq!(
+            parse_event_time("2020-06-09 13:37:34.250000000"),
+            Some(1_591_709_854_250)
+        );
+        assert_eq!(
+            parse_event_time("2020-06-09 13:37:34+02:00"),
+            Some(1_591_702_654_000)
+        );
+        assert_eq!(parse_event_time("2020-06-09"), None);
+        assert_eq!(parse_event_time("2020-06-09 25:37:34"), None);
+        assert_eq!(parse_event_time("redacted"), None);
         assert_eq!(parse_event_time("yesterday"), None);
     }
 }

@@ -160,6 +160,16 @@ impl Reader {
         Ok(payload)
     }
 
+    /// Reads `len` bytes at `offset` of a segment, without the frame checksum (for reading
+    /// one record out of a frame whose checksum was verified when it was written or replayed).
+    pub fn read_at(&self, segment: u64, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let file = self.file(segment)?;
+        let mut buf = vec![0u8; len];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(io_err(&segment_path(&self.dir, segment)))?;
+        Ok(buf)
+    }
+
     fn forget(&self, segment: u64) {
         self.files.write().remove(&segment);
     }

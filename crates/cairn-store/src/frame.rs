@@ -1,8 +1,9 @@
 //! The journal frame the store writes: one batch of one account's records.
 //!
-//! Layout: `[u32 header length][zstd(postcard(FrameHeader))][zstd(records block)]`, where the
-//! records block is `[u32 count][u32 length × count][record bytes...]`. The header carries the
-//! lookup attributes, so a restart rebuilds the index without decompressing or parsing a record.
+//! Layout: `[u32 header length][zstd(postcard(FrameHeader))][record][record]...`, each record
+//! compressed on its own (see `dict`). The header carries what the index needs (eventID hash,
+//! event time, category, the lookup attribute values through a string table, each record's
+//! compressed length), so a restart rebuilds the index without touching a record.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,8 @@ pub enum Attr {
     Region = 7,
     ErrorCode = 8,
     SourceIp = 9,
+    /// Stored in frames only: an ARN, indexed as the resource names derived from it.
+    ResourceArn = 10,
 }
 
 impl Attr {
@@ -42,157 +45,227 @@ impl Attr {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IndexEntry {
-    pub event_id: String,
-    pub time_ms: i64,
-    pub category: Category,
-    pub attrs: Vec<(Attr, String)>,
-}
-
-impl IndexEntry {
-    pub fn from_meta(meta: &EventMeta) -> IndexEntry {
-        let mut attrs = Vec::with_capacity(8 + meta.resource_names.len());
-        let mut add = |a: Attr, v: Option<&str>| {
-            if let Some(v) = v.filter(|v| !v.is_empty()) {
-                attrs.push((a, v.to_owned()));
-            }
-        };
-        add(Attr::EventName, Some(&meta.event_name));
-        add(Attr::EventSource, Some(&meta.event_source));
-        add(
-            Attr::ReadOnly,
-            meta.read_only.map(|r| if r { "true" } else { "false" }),
-        );
-        add(Attr::Username, meta.username.as_deref());
-        add(Attr::AccessKeyId, meta.access_key_id.as_deref());
-        add(Attr::Region, meta.region.as_deref());
-        add(Attr::ErrorCode, meta.error_code.as_deref());
-        add(Attr::SourceIp, meta.source_ip.as_deref());
-        let mut types: Vec<&str> = Vec::new();
-        for r in &meta.resources {
-            if let Some(t) = r.resource_type.as_deref()
-                && !types.contains(&t)
-            {
-                types.push(t);
-            }
-        }
-        for t in types {
-            add(Attr::ResourceType, Some(t));
-        }
-        for n in &meta.resource_names {
-            add(Attr::ResourceName, Some(n));
-        }
-        IndexEntry {
-            event_id: meta.event_id.clone(),
-            time_ms: meta.time_ms,
-            category: meta.category,
-            attrs,
+/// The attribute values of one record, as stored in a frame.
+pub fn attributes(meta: &EventMeta) -> Vec<(Attr, &str)> {
+    let mut attrs: Vec<(Attr, &str)> = Vec::with_capacity(12);
+    fn push<'a>(attrs: &mut Vec<(Attr, &'a str)>, a: Attr, v: Option<&'a str>) {
+        if let Some(v) = v.filter(|v| !v.is_empty() && !attrs.contains(&(a, v))) {
+            attrs.push((a, v));
         }
     }
+    push(&mut attrs, Attr::EventName, Some(&meta.event_name));
+    push(&mut attrs, Attr::EventSource, Some(&meta.event_source));
+    push(
+        &mut attrs,
+        Attr::ReadOnly,
+        meta.read_only.map(|r| if r { "true" } else { "false" }),
+    );
+    push(&mut attrs, Attr::Username, meta.username.as_deref());
+    push(&mut attrs, Attr::AccessKeyId, meta.access_key_id.as_deref());
+    push(&mut attrs, Attr::Region, meta.region.as_deref());
+    push(&mut attrs, Attr::ErrorCode, meta.error_code.as_deref());
+    push(&mut attrs, Attr::SourceIp, meta.source_ip.as_deref());
+    for r in &meta.resources {
+        push(&mut attrs, Attr::ResourceType, r.resource_type.as_deref());
+        // A name derived from an ARN is derived again from the ARN when indexing.
+        let from_arn = meta
+            .resource_arns
+            .iter()
+            .any(|a| cairn_event::arn_display_name(a) == r.name);
+        if !from_arn {
+            push(&mut attrs, Attr::ResourceName, Some(&r.name));
+        }
+    }
+    for arn in &meta.resource_arns {
+        push(&mut attrs, Attr::ResourceArn, Some(arn));
+    }
+    attrs
 }
 
+/// The values of one attribute for every record of a frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttrColumn {
+    pub attr: Attr,
+    /// How many values each record has.
+    pub counts: Vec<u8>,
+    /// Indexes into the frame's string table, record after record.
+    pub values: Vec<u32>,
+}
+
+/// A frame header, stored column by column so that it compresses well.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameHeader {
     pub version: u8,
     pub account: String,
     pub stored_ms: i64,
     pub first_seq: u64,
-    pub entries: Vec<IndexEntry>,
+    /// Compression dictionary of the records (0: none).
+    pub dict: u32,
+    /// eventID hashes.
+    pub hashes: Vec<[u8; 8]>,
+    /// Event times in ms, each as the difference from the previous one (the first from 0).
+    pub time_deltas: Vec<i64>,
+    pub categories: Vec<Category>,
+    /// Compressed length of each record.
+    pub lens: Vec<u32>,
+    pub strings: Vec<String>,
+    pub columns: Vec<AttrColumn>,
 }
 
-const ZSTD_LEVEL: i32 = 3;
+/// One record of a frame, as the index sees it.
+pub struct Entry<'a> {
+    pub id_hash: u64,
+    pub time_ms: i64,
+    pub category: Category,
+    pub attrs: Vec<(Attr, &'a str)>,
+}
 
-pub fn encode(header: &FrameHeader, records: &[&[u8]]) -> Result<Vec<u8>, StoreError> {
+impl FrameHeader {
+    /// Builds the header of a frame from the records' metadata, eventID hashes and compressed
+    /// lengths.
+    pub fn build(
+        account: &str,
+        stored_ms: i64,
+        first_seq: u64,
+        dict: u32,
+        records: &[(&EventMeta, u64, u32)],
+    ) -> FrameHeader {
+        let n = records.len();
+        let mut strings: Vec<String> = Vec::new();
+        let mut ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let mut columns: Vec<AttrColumn> = Vec::new();
+        let mut prev_time = 0i64;
+        let mut h = FrameHeader {
+            version: 3,
+            account: account.to_owned(),
+            stored_ms,
+            first_seq,
+            dict,
+            hashes: Vec::with_capacity(n),
+            time_deltas: Vec::with_capacity(n),
+            categories: Vec::with_capacity(n),
+            lens: Vec::with_capacity(n),
+            strings: Vec::new(),
+            columns: Vec::new(),
+        };
+        for (i, (meta, hash, len)) in records.iter().enumerate() {
+            h.hashes.push(hash.to_le_bytes());
+            h.time_deltas.push(meta.time_ms.wrapping_sub(prev_time));
+            prev_time = meta.time_ms;
+            h.categories.push(meta.category);
+            h.lens.push(*len);
+            for (a, v) in attributes(meta) {
+                let id = *ids.entry(v).or_insert_with(|| {
+                    strings.push(v.to_owned());
+                    (strings.len() - 1) as u32
+                });
+                let col = match columns.iter().position(|c| c.attr == a) {
+                    Some(c) => c,
+                    None => {
+                        columns.push(AttrColumn {
+                            attr: a,
+                            counts: vec![0; n],
+                            values: Vec::new(),
+                        });
+                        columns.len() - 1
+                    }
+                };
+                let col = &mut columns[col];
+                col.counts[i] = col.counts[i].saturating_add(1);
+                col.values.push(id);
+            }
+        }
+        h.strings = strings;
+        h.columns = columns;
+        h
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    /// The records as the index sees them; values that do not resolve are skipped.
+    pub fn entries(&self) -> Vec<Entry<'_>> {
+        let n = self.len();
+        let mut out: Vec<Entry> = Vec::with_capacity(n);
+        let mut time = 0i64;
+        for i in 0..n {
+            time = time.wrapping_add(self.time_deltas.get(i).copied().unwrap_or(0));
+            out.push(Entry {
+                id_hash: u64::from_le_bytes(self.hashes[i]),
+                time_ms: time,
+                category: self.categories.get(i).copied().unwrap_or(Category::Other),
+                attrs: Vec::new(),
+            });
+        }
+        for col in &self.columns {
+            let mut values = col.values.iter();
+            for (i, count) in col.counts.iter().enumerate().take(n) {
+                for _ in 0..*count {
+                    if let Some(s) = values.next().and_then(|v| self.strings.get(*v as usize)) {
+                        out[i].attrs.push((col.attr, s.as_str()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        let n = self.len();
+        let consistent = self.time_deltas.len() == n
+            && self.categories.len() == n
+            && self.lens.len() == n
+            && self.columns.iter().all(|c| {
+                c.counts.len() == n
+                    && c.counts.iter().map(|x| *x as usize).sum::<usize>() == c.values.len()
+            });
+        if consistent {
+            Ok(())
+        } else {
+            Err(StoreError::Decode("frame header columns disagree".into()))
+        }
+    }
+}
+
+const ZSTD_LEVEL: i32 = 6;
+
+/// Encodes a frame; returns the payload and where the records start within it.
+pub fn encode(header: &FrameHeader, records: &[Vec<u8>]) -> Result<(Vec<u8>, usize), StoreError> {
     let head = postcard::to_stdvec(header).map_err(|e| StoreError::Encode(e.to_string()))?;
     let head = zstd::bulk::compress(&head, ZSTD_LEVEL).map_err(StoreError::Compress)?;
-    let total: usize = records.iter().map(|r| r.len()).sum();
-    let mut block = Vec::with_capacity(4 + 4 * records.len() + total);
-    block.extend_from_slice(&(records.len() as u32).to_le_bytes());
-    for r in records {
-        block.extend_from_slice(&(r.len() as u32).to_le_bytes());
-    }
-    for r in records {
-        block.extend_from_slice(r);
-    }
-    let body = zstd::bulk::compress(&block, ZSTD_LEVEL).map_err(StoreError::Compress)?;
-    let mut out = Vec::with_capacity(4 + head.len() + body.len() + 8);
+    let total: usize = records.iter().map(Vec::len).sum();
+    let mut out = Vec::with_capacity(4 + head.len() + total);
     out.extend_from_slice(&(head.len() as u32).to_le_bytes());
     out.extend_from_slice(&head);
-    // The decompressed size, so decoding can allocate once.
-    out.extend_from_slice(&(block.len() as u64).to_le_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
+    let start = out.len();
+    for r in records {
+        out.extend_from_slice(r);
+    }
+    Ok((out, start))
 }
 
-fn split(payload: &[u8]) -> Result<(&[u8], usize, &[u8]), StoreError> {
+/// Decodes a frame's header; returns it and where the records start within the payload.
+pub fn decode_header(payload: &[u8]) -> Result<(FrameHeader, usize), StoreError> {
     let bad = || StoreError::Decode("truncated frame".into());
-    let head_len = u32::from_le_bytes(
-        payload
-            .get(..4)
-            .ok_or_else(bad)?
-            .try_into()
-            .map_err(|_| bad())?,
-    ) as usize;
+    let len_bytes: [u8; 4] = payload
+        .get(..4)
+        .ok_or_else(bad)?
+        .try_into()
+        .map_err(|_| bad())?;
+    let head_len = u32::from_le_bytes(len_bytes) as usize;
     let head = payload.get(4..4 + head_len).ok_or_else(bad)?;
-    let rest = payload.get(4 + head_len..).ok_or_else(bad)?;
-    let size = u64::from_le_bytes(
-        rest.get(..8)
-            .ok_or_else(bad)?
-            .try_into()
-            .map_err(|_| bad())?,
-    );
-    Ok((head, size as usize, &rest[8..]))
-}
-
-pub fn decode_header(payload: &[u8]) -> Result<FrameHeader, StoreError> {
-    let (head, _, _) = split(payload)?;
     let raw = zstd::stream::decode_all(head).map_err(StoreError::Compress)?;
-    postcard::from_bytes(&raw).map_err(|e| StoreError::Decode(e.to_string()))
-}
-
-/// A decompressed records block.
-pub struct Records {
-    block: Vec<u8>,
-    offsets: Vec<(u32, u32)>,
-}
-
-impl Records {
-    pub fn get(&self, i: usize) -> Option<&[u8]> {
-        let (start, len) = *self.offsets.get(i)?;
-        self.block.get(start as usize..(start + len) as usize)
+    let header: FrameHeader =
+        postcard::from_bytes(&raw).map_err(|e| StoreError::Decode(e.to_string()))?;
+    header.check()?;
+    let total: usize = header.lens.iter().map(|l| *l as usize).sum();
+    if payload.len() != 4 + head_len + total {
+        return Err(StoreError::Decode(
+            "frame length does not match its header".into(),
+        ));
     }
-
-    pub fn bytes(&self) -> usize {
-        self.block.len()
-    }
-}
-
-pub fn decode_records(payload: &[u8]) -> Result<Records, StoreError> {
-    let (_, size, body) = split(payload)?;
-    let block = zstd::bulk::decompress(body, size).map_err(StoreError::Compress)?;
-    let bad = || StoreError::Decode("corrupt records block".into());
-    let word = |i: usize| -> Result<u32, StoreError> {
-        Ok(u32::from_le_bytes(
-            block
-                .get(i..i + 4)
-                .ok_or_else(bad)?
-                .try_into()
-                .map_err(|_| bad())?,
-        ))
-    };
-    let count = word(0)? as usize;
-    let mut offsets = Vec::with_capacity(count);
-    let mut at = 4 + 4 * count as u32;
-    for i in 0..count {
-        let len = word(4 + 4 * i)?;
-        offsets.push((at, len));
-        at = at.checked_add(len).ok_or_else(bad)?;
-    }
-    if at as usize != block.len() {
-        return Err(bad());
-    }
-    Ok(Records { block, offsets })
+    Ok((header, 4 + head_len))
 }
 
 #[cfg(test)]
@@ -201,24 +274,40 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let header = FrameHeader {
-            version: 1,
-            account: "123456789012".into(),
-            stored_ms: 5,
-            first_seq: 7,
-            entries: vec![IndexEntry {
-                event_id: "e".into(),
-                time_ms: 9,
-                category: Category::Management,
-                attrs: vec![(Attr::EventName, "X".into())],
-            }],
-        };
-        let payload = encode(&header, &[b"{\"a\":1}", b"{}"]).unwrap();
-        assert_eq!(decode_header(&payload).unwrap(), header);
-        let r = decode_records(&payload).unwrap();
-        assert_eq!(r.get(0), Some(&b"{\"a\":1}"[..]));
-        assert_eq!(r.get(1), Some(&b"{}"[..]));
-        assert_eq!(r.get(2), None);
-        assert!(decode_records(&payload[..payload.len() - 1]).is_err());
+        let n = cairn_event::normalise(
+            br#"{"eventID":"e","eventTime":"2020-01-01T00:00:00Z","eventName":"X","eventSource":"s","resources":[{"ARN":"arn:aws:s3:::b/k","type":"AWS::S3::Object"}]}"#,
+            "123456789012",
+            0,
+        )
+        .unwrap();
+        let header = FrameHeader::build(
+            "123456789012",
+            5,
+            7,
+            0,
+            &[(&n.meta, 42, 3), (&n.meta, 43, 2)],
+        );
+        let (payload, start) = encode(&header, &[b"abc".to_vec(), b"de".to_vec()]).unwrap();
+        let (back, start2) = decode_header(&payload).unwrap();
+        assert_eq!(back, header);
+        assert_eq!(start, start2);
+        assert_eq!(&payload[start..], b"abcde");
+        let entries = back.entries();
+        assert_eq!(entries[1].time_ms, n.meta.time_ms);
+        assert_eq!(entries[1].id_hash, 43);
+        assert!(
+            entries[0]
+                .attrs
+                .contains(&(Attr::ResourceArn, "arn:aws:s3:::b/k"))
+        );
+        // The name derived from the ARN is not stored twice.
+        assert!(
+            !entries[0]
+                .attrs
+                .iter()
+                .any(|(a, _)| *a == Attr::ResourceName)
+        );
+        assert!(entries[0].attrs.contains(&(Attr::EventName, "X")));
+        assert!(decode_header(&payload[..payload.len() - 1]).is_err());
     }
 }

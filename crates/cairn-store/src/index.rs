@@ -13,7 +13,7 @@ use hashbrown::HashMap;
 use cairn_event::Category;
 use cairn_journal::FrameLoc;
 
-use crate::frame::{Attr, IndexEntry};
+use crate::frame::{Attr, FrameHeader};
 
 /// Sort key of an event: event time in milliseconds, then the journal sequence number.
 pub type Key = (i64, u64);
@@ -35,17 +35,24 @@ struct Slot {
     rec: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct FrameInfo {
     loc: FrameLoc,
     first_seq: u64,
+    /// Offset of the first record in the segment file.
+    records_start: u64,
+    dict: u32,
+    /// End of each record, relative to `records_start`.
+    ends: Box<[u32]>,
 }
 
 /// Where a stored record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordLoc {
-    pub frame: FrameLoc,
-    pub rec: u32,
+    pub segment: u64,
+    pub offset: u64,
+    pub len: u32,
+    pub dict: u32,
     pub key: Key,
 }
 
@@ -62,8 +69,8 @@ impl SlotTable {
         self.slots[(s - self.slot_base) as usize]
     }
 
-    fn frame(&self, f: u32) -> FrameInfo {
-        self.frames[(f - self.frame_base) as usize]
+    fn frame(&self, f: u32) -> &FrameInfo {
+        &self.frames[(f - self.frame_base) as usize]
     }
 
     fn key(&self, s: u32) -> Key {
@@ -77,9 +84,13 @@ impl SlotTable {
     fn loc(&self, s: u32) -> RecordLoc {
         let slot = self.slot(s);
         let frame = self.frame(slot.frame);
+        let i = slot.rec as usize;
+        let start = if i == 0 { 0 } else { frame.ends[i - 1] };
         RecordLoc {
-            frame: frame.loc,
-            rec: slot.rec,
+            segment: frame.loc.segment,
+            offset: frame.records_start + u64::from(start),
+            len: frame.ends[i] - start,
+            dict: frame.dict,
             key: (slot.time_ms, frame.first_seq + u64::from(slot.rec)),
         }
     }
@@ -89,16 +100,13 @@ impl SlotTable {
     }
 }
 
-struct TailEntry {
-    slot: u32,
-    attrs: Vec<(Attr, u32)>,
-}
-
 #[derive(Default)]
 struct Bucket {
     sorted: Vec<u32>,
     postings: HashMap<(Attr, u32), Vec<u32>>,
-    tail: Vec<TailEntry>,
+    /// Out-of-order arrivals, unsorted, with postings of their own.
+    tail: Vec<u32>,
+    tail_postings: HashMap<(Attr, u32), Vec<u32>>,
 }
 
 /// A resolved filter: the attribute must equal one of the values (interned ids).
@@ -136,7 +144,10 @@ impl Bucket {
             }
             return;
         }
-        self.tail.push(TailEntry { slot, attrs });
+        self.tail.push(slot);
+        for a in attrs {
+            self.tail_postings.entry(a).or_default().push(slot);
+        }
         if self.tail.len() > (self.sorted.len() / 8).max(64) {
             self.merge_tail(table);
         }
@@ -144,7 +155,7 @@ impl Bucket {
 
     fn merge_tail(&mut self, table: &SlotTable) {
         let mut tail = std::mem::take(&mut self.tail);
-        tail.sort_by_key(|t| table.key(t.slot));
+        tail.sort_by_key(|s| table.key(*s));
         let merge = |old: &[u32], new: &[u32]| -> Vec<u32> {
             let mut out = Vec::with_capacity(old.len() + new.len());
             let (mut i, mut j) = (0, 0);
@@ -161,15 +172,9 @@ impl Bucket {
             out.extend_from_slice(&new[j..]);
             out
         };
-        let new_slots: Vec<u32> = tail.iter().map(|t| t.slot).collect();
-        self.sorted = merge(&self.sorted, &new_slots);
-        let mut by_value: HashMap<(Attr, u32), Vec<u32>> = HashMap::new();
-        for t in &tail {
-            for a in &t.attrs {
-                by_value.entry(*a).or_default().push(t.slot);
-            }
-        }
-        for (a, new) in by_value {
+        self.sorted = merge(&self.sorted, &tail);
+        for (a, mut new) in std::mem::take(&mut self.tail_postings) {
+            new.sort_by_key(|s| table.key(*s));
             let list = self.postings.entry(a).or_default();
             *list = merge(list, &new);
         }
@@ -193,18 +198,36 @@ impl Bucket {
         }
     }
 
-    fn tail_matches(t: &TailEntry, filters: &[Filter]) -> bool {
-        filters.iter().all(|f| {
-            t.attrs
-                .iter()
-                .any(|(a, v)| *a == f.attr && f.values.contains(v))
+    fn tail_has(&self, slot: u32, f: &Filter) -> bool {
+        f.values.iter().any(|v| {
+            self.tail_postings
+                .get(&(f.attr, *v))
+                .is_some_and(|l| l.contains(&slot))
         })
+    }
+
+    /// Tail slots matching every filter.
+    fn tail_matches(&self, filters: &[Filter]) -> Vec<u32> {
+        let Some((first, rest)) = filters.split_first() else {
+            return self.tail.clone();
+        };
+        let mut candidates: Vec<u32> = first
+            .values
+            .iter()
+            .filter_map(|v| self.tail_postings.get(&(first.attr, *v)))
+            .flatten()
+            .copied()
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.retain(|s| rest.iter().all(|f| self.tail_has(*s, f)));
+        candidates
     }
 
     /// Whether the slot with this key matches every filter.
     fn matches(&self, slot: u32, key: Key, filters: &[Filter], table: &SlotTable) -> bool {
-        if let Some(t) = self.tail.iter().find(|t| t.slot == slot) {
-            return Self::tail_matches(t, filters);
+        if self.tail.contains(&slot) {
+            return filters.iter().all(|f| self.tail_has(slot, f));
         }
         filters
             .iter()
@@ -247,13 +270,15 @@ impl Bucket {
                 found.push((k, s));
             }
         }
-        for t in &self.tail {
-            let k = table.key(t.slot);
-            if k >= lo && k < hi && Self::tail_matches(t, filters) {
-                found.push((k, t.slot));
+        let mut from_tail = false;
+        for s in self.tail_matches(filters) {
+            let k = table.key(s);
+            if k >= lo && k < hi {
+                found.push((k, s));
+                from_tail = true;
             }
         }
-        if !self.tail.is_empty() {
+        if from_tail {
             found.sort_by_key(|f| std::cmp::Reverse(f.0));
             found.truncate(limit);
         }
@@ -262,11 +287,13 @@ impl Bucket {
 
     fn retain_from(&mut self, base: u32) {
         self.sorted.retain(|s| *s >= base);
-        self.tail.retain(|t| t.slot >= base);
-        self.postings.retain(|_, l| {
-            l.retain(|s| *s >= base);
-            !l.is_empty()
-        });
+        self.tail.retain(|s| *s >= base);
+        for postings in [&mut self.postings, &mut self.tail_postings] {
+            postings.retain(|_, l| {
+                l.retain(|s| *s >= base);
+                !l.is_empty()
+            });
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -318,28 +345,58 @@ impl AccountIndex {
         self.table.slots.is_empty()
     }
 
-    /// Adds one frame's events. `entries[i]` is record `i` of the frame.
-    pub fn add_frame(&mut self, loc: FrameLoc, first_seq: u64, entries: &[IndexEntry]) {
+    /// Adds one frame's events. `records_start` is the file offset of its first record.
+    pub fn add_frame(&mut self, loc: FrameLoc, records_start: u64, header: &FrameHeader) {
         let frame = self.table.frame_base + self.table.frames.len() as u32;
-        self.table.frames.push_back(FrameInfo { loc, first_seq });
-        for (rec, e) in entries.iter().enumerate() {
+        let mut end = 0u32;
+        let ends: Box<[u32]> = header
+            .lens
+            .iter()
+            .map(|len| {
+                end += len;
+                end
+            })
+            .collect();
+        self.table.frames.push_back(FrameInfo {
+            loc,
+            first_seq: header.first_seq,
+            records_start,
+            dict: header.dict,
+            ends,
+        });
+        for (rec, e) in header.entries().into_iter().enumerate() {
             let slot = self.table.next_slot();
             self.table.slots.push_back(Slot {
                 time_ms: e.time_ms,
                 frame,
                 rec: rec as u32,
             });
-            let hash = id_hash(&e.event_id);
-            if let Some(first) = self.ids.get(&hash).copied() {
+            if let Some(first) = self.ids.get(&e.id_hash).copied() {
                 if first != slot {
-                    self.collisions.entry(hash).or_default().push(slot);
+                    self.collisions.entry(e.id_hash).or_default().push(slot);
                 }
             } else {
-                self.ids.insert(hash, slot);
+                self.ids.insert(e.id_hash, slot);
             }
-            let attrs: Vec<(Attr, u32)> =
-                e.attrs.iter().map(|(a, v)| (*a, self.intern(v))).collect();
-            let key = (e.time_ms, first_seq + rec as u64);
+            let mut attrs: Vec<(Attr, u32)> = Vec::with_capacity(e.attrs.len() + 4);
+            let mut aliases = Vec::new();
+            for (a, v) in &e.attrs {
+                if *a == Attr::ResourceArn {
+                    cairn_event::arn_aliases(v, &mut aliases);
+                } else {
+                    let id = self.intern(v);
+                    if !attrs.contains(&(*a, id)) {
+                        attrs.push((*a, id));
+                    }
+                }
+            }
+            for v in aliases {
+                let id = self.intern(&v);
+                if !attrs.contains(&(Attr::ResourceName, id)) {
+                    attrs.push((Attr::ResourceName, id));
+                }
+            }
+            let key = (e.time_ms, header.first_seq + rec as u64);
             let buckets = if e.category == Category::Insight {
                 &mut self.insights
             } else {
@@ -433,6 +490,6 @@ impl AccountIndex {
 
 impl Bucket {
     fn sorted_or_tail_contains(&self, slot: u32, key: Key, table: &SlotTable) -> bool {
-        contains(&self.sorted, key, table) || self.tail.iter().any(|t| t.slot == slot)
+        contains(&self.sorted, key, table) || self.tail.contains(&slot)
     }
 }

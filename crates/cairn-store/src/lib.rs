@@ -8,7 +8,7 @@
 //! disk and already visible to lookups, and concurrent writers share the cost of a sync. A
 //! full queue answers "throttled" at once instead of growing without bound.
 
-mod cache;
+mod dict;
 mod frame;
 mod index;
 
@@ -22,14 +22,14 @@ use std::time::Duration;
 
 use parking_lot::RwLock;
 
-use cairn_event::Normalised;
+use cairn_event::{EventMeta, Normalised};
 use cairn_journal::{FrameLoc, Journal, JournalError, Options as JournalOptions, SegmentScan};
 
-pub use frame::{Attr, IndexEntry};
+pub use frame::Attr;
 pub use index::{Key, id_hash};
 
-use cache::FrameCache;
-use index::{AccountIndex, Filter};
+use dict::Dicts;
+use index::{AccountIndex, Filter, RecordLoc};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -58,8 +58,6 @@ pub struct StoreOptions {
     pub journal: JournalOptions,
     /// Batches that may wait for the writer before new ones are throttled.
     pub queue_batches: usize,
-    /// Decompressed frames kept for reads.
-    pub cache_bytes: usize,
 }
 
 impl Default for StoreOptions {
@@ -68,7 +66,6 @@ impl Default for StoreOptions {
             retention_ms: Some(90 * 86_400_000),
             journal: JournalOptions::default(),
             queue_batches: 512,
-            cache_bytes: 128 << 20,
         }
     }
 }
@@ -113,14 +110,28 @@ pub struct Page {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Stats {
     pub events: u64,
+    /// Bytes of compressed records (in the journal).
+    pub record_bytes: u64,
+    /// Bytes of frame headers and framing (in the journal).
+    pub header_bytes: u64,
+    /// Bytes of compression dictionaries.
+    pub dictionary_bytes: u64,
     pub accounts: usize,
     pub journal_bytes: u64,
     pub segments: usize,
 }
 
+/// A record ready for the writer: its metadata and its compressed bytes.
+struct Prepared {
+    meta: EventMeta,
+    hash: u64,
+    data: Vec<u8>,
+}
+
 struct Job {
     account: String,
-    records: Vec<Normalised>,
+    dict: u32,
+    records: Vec<Prepared>,
     reply: tokio::sync::oneshot::Sender<Result<Vec<Outcome>>>,
 }
 
@@ -132,9 +143,11 @@ enum Msg {
 struct Shared {
     index: RwLock<HashMap<String, AccountIndex>>,
     reader: cairn_journal::Reader,
-    cache: FrameCache,
+    dicts: Arc<Dicts>,
     failed: AtomicBool,
     events: AtomicU64,
+    record_bytes: AtomicU64,
+    header_bytes: AtomicU64,
     journal_bytes: AtomicU64,
     segments: AtomicU64,
 }
@@ -153,23 +166,28 @@ impl Store {
         let now = cairn_event::now_ms();
         let journal_dir = dir.join("journal");
         let mut journal = Journal::open(&journal_dir, opts.journal.clone(), now)?;
+        let dicts = Dicts::open(dir)?;
         let mut accounts: HashMap<String, AccountIndex> = HashMap::new();
         let mut next_seq = 0u64;
         let mut events = 0u64;
+        let mut record_bytes = 0u64;
+        let mut header_bytes = 0u64;
         let started = std::time::Instant::now();
         for seg in journal.segments().to_vec() {
             let mut scan = SegmentScan::open(&journal_dir, seg.id)?;
             loop {
                 match scan.next_frame() {
                     Ok(Some((loc, payload))) => {
-                        let header = frame::decode_header(&payload)?;
-                        let n = header.entries.len() as u64;
+                        let (header, start) = frame::decode_header(&payload)?;
+                        let n = header.len() as u64;
                         accounts
                             .entry(header.account.clone())
                             .or_default()
-                            .add_frame(loc, header.first_seq, &header.entries);
+                            .add_frame(loc, loc.offset + start as u64, &header);
                         next_seq = next_seq.max(header.first_seq + n);
                         events += n;
+                        header_bytes += start as u64 + FRAMING;
+                        record_bytes += (payload.len() - start) as u64;
                     }
                     Ok(None) => break,
                     Err(end) => {
@@ -196,9 +214,11 @@ impl Store {
         let shared = Arc::new(Shared {
             index: RwLock::new(accounts),
             reader: journal.reader(),
-            cache: FrameCache::new(opts.cache_bytes),
+            dicts,
             failed: AtomicBool::new(false),
             events: AtomicU64::new(events),
+            record_bytes: AtomicU64::new(record_bytes),
+            header_bytes: AtomicU64::new(header_bytes),
             journal_bytes: AtomicU64::new(journal.disk_bytes()),
             segments: AtomicU64::new(journal.segments().len() as u64),
         });
@@ -231,6 +251,10 @@ impl Store {
     /// Queues a batch for durable storage. The returned receiver resolves once the batch is
     /// on disk and visible, with one outcome per record. Fails at once with
     /// [`StoreError::Throttled`] when the writer's queue is full.
+    ///
+    /// The records are compressed here, on the caller's thread (about 5 µs a record), so
+    /// that concurrent writers compress in parallel: call it from a blocking context for
+    /// large batches.
     pub fn submit(
         &self,
         account: &str,
@@ -239,10 +263,24 @@ impl Store {
         if self.shared.failed.load(Ordering::Acquire) {
             return Err(StoreError::Failed("see the server log".into()));
         }
+        let (dict, compressed) = self
+            .shared
+            .dicts
+            .compress_all(records.iter().map(|r| r.bytes.as_slice()))?;
+        let records = records
+            .into_iter()
+            .zip(compressed)
+            .map(|(r, data)| Prepared {
+                hash: id_hash(&r.meta.event_id),
+                meta: r.meta,
+                data,
+            })
+            .collect();
         let (reply, rx) = tokio::sync::oneshot::channel();
         let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
         match tx.try_send(Msg::Write(Job {
             account: account.to_owned(),
+            dict,
             records,
             reply,
         })) {
@@ -278,14 +316,16 @@ impl Store {
             hi = hi.min(after);
         }
         // Resolve filters and find candidate slots under the read lock; read records after.
-        let candidates: Vec<(Key, cairn_journal::FrameLoc, u32)> = {
+        let candidates: Vec<RecordLoc> = {
             let index = self.shared.index.read();
             let Some(acct) = index.get(&q.account) else {
                 return Ok(Page::default());
             };
             let mut filters = Vec::with_capacity(q.filters.len());
             for (attr, values) in &q.filters {
-                let ids: Vec<u32> = values.iter().filter_map(|v| acct.value_id(v)).collect();
+                let mut ids: Vec<u32> = values.iter().filter_map(|v| acct.value_id(v)).collect();
+                ids.sort_unstable();
+                ids.dedup();
                 if ids.is_empty() {
                     return Ok(Page::default());
                 }
@@ -310,17 +350,13 @@ impl Store {
                 hits.dedup();
                 hits
             };
-            hits.into_iter()
-                .map(|(k, s)| {
-                    let loc = acct.loc(s);
-                    (k, loc.frame, loc.rec)
-                })
-                .collect()
+            hits.into_iter().map(|(_, s)| acct.loc(s)).collect()
         };
         let mut events = Vec::with_capacity(limit.min(candidates.len()));
         let mut next = None;
-        for (key, frame, rec) in candidates {
-            let record = self.read_record(frame, rec)?;
+        for loc in candidates {
+            let key = loc.key;
+            let record = self.shared.read(&loc)?;
             if !q.event_ids.is_empty() && !record_has_id(&record, &q.event_ids) {
                 continue; // an eventID hash collision
             }
@@ -333,21 +369,13 @@ impl Store {
         Ok(Page { events, next })
     }
 
-    fn read_record(&self, frame: FrameLoc, rec: u32) -> Result<Vec<u8>> {
-        let records = self.shared.cache.get_or_load(frame, || {
-            let payload = self.shared.reader.read(frame)?;
-            frame::decode_records(&payload)
-        })?;
-        records
-            .get(rec as usize)
-            .map(<[u8]>::to_vec)
-            .ok_or_else(|| StoreError::Decode(format!("record {rec} missing from its frame")))
-    }
-
     pub fn stats(&self) -> Stats {
         Stats {
             events: self.shared.events.load(Ordering::Relaxed),
             accounts: self.shared.index.read().len(),
+            record_bytes: self.shared.record_bytes.load(Ordering::Relaxed),
+            header_bytes: self.shared.header_bytes.load(Ordering::Relaxed),
+            dictionary_bytes: self.shared.dicts.disk_bytes(),
             journal_bytes: self.shared.journal_bytes.load(Ordering::Relaxed),
             segments: self.shared.segments.load(Ordering::Relaxed) as usize,
         }
@@ -372,6 +400,15 @@ impl Drop for Store {
     }
 }
 
+impl Shared {
+    fn read(&self, loc: &RecordLoc) -> Result<Vec<u8>> {
+        let data = self
+            .reader
+            .read_at(loc.segment, loc.offset, loc.len as usize)?;
+        self.dicts.decompress(loc.dict, &data)
+    }
+}
+
 fn record_has_id(record: &[u8], ids: &[String]) -> bool {
     #[derive(serde::Deserialize)]
     struct Id<'a> {
@@ -390,6 +427,9 @@ struct Writer {
     next_seq: u64,
     retention_ms: Option<i64>,
 }
+
+/// Bytes the journal adds around each frame (magic, length, checksum).
+const FRAMING: u64 = 12;
 
 /// How many queued batches one group commit takes at most.
 const GROUP_MAX_BATCHES: usize = 256;
@@ -444,19 +484,18 @@ impl Writer {
         }
         // Decide duplicates and write one frame per batch.
         let mut pending: HashMap<(String, u64), Vec<String>> = HashMap::new();
-        let mut written: Vec<(String, FrameLoc, u64, Vec<IndexEntry>)> = Vec::new();
+        let mut written: Vec<(String, FrameLoc, u64, frame::FrameHeader)> = Vec::new();
         let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
         let mut error: Option<String> = None;
-        for job in &jobs {
+        for job in &mut jobs {
             let mut out = Vec::with_capacity(job.records.len());
-            let mut keep: Vec<&Normalised> = Vec::with_capacity(job.records.len());
-            for rec in &job.records {
-                let hash = id_hash(&rec.meta.event_id);
-                let key = (job.account.clone(), hash);
+            let mut keep: Vec<Prepared> = Vec::with_capacity(job.records.len());
+            for rec in std::mem::take(&mut job.records) {
+                let key = (job.account.clone(), rec.hash);
                 let seen_now = pending
                     .get(&key)
                     .is_some_and(|ids| ids.contains(&rec.meta.event_id));
-                if seen_now || self.stored_already(&job.account, hash, &rec.meta.event_id) {
+                if seen_now || self.stored_already(&job.account, rec.hash, &rec.meta.event_id) {
                     out.push(Outcome::Duplicate);
                     continue;
                 }
@@ -471,24 +510,32 @@ impl Writer {
             if keep.is_empty() || error.is_some() {
                 continue;
             }
-            let entries: Vec<IndexEntry> = keep
+            let metas: Vec<(&EventMeta, u64, u32)> = keep
                 .iter()
-                .map(|r| IndexEntry::from_meta(&r.meta))
+                .map(|r| (&r.meta, r.hash, r.data.len() as u32))
                 .collect();
-            let header = frame::FrameHeader {
-                version: 1,
-                account: job.account.clone(),
-                stored_ms: cairn_event::now_ms(),
-                first_seq: self.next_seq,
-                entries,
-            };
-            let bytes: Vec<&[u8]> = keep.iter().map(|r| r.bytes.as_slice()).collect();
-            let result = frame::encode(&header, &bytes)
-                .and_then(|payload| Ok(self.journal.append(&payload)?));
+            let header = frame::FrameHeader::build(
+                &job.account,
+                cairn_event::now_ms(),
+                self.next_seq,
+                job.dict,
+                &metas,
+            );
+            let datas: Vec<Vec<u8>> = keep.into_iter().map(|r| r.data).collect();
+            let result = frame::encode(&header, &datas).and_then(|(payload, start)| {
+                let loc = self.journal.append(&payload)?;
+                Ok((loc, start))
+            });
             match result {
-                Ok(loc) => {
-                    self.next_seq += header.entries.len() as u64;
-                    written.push((job.account.clone(), loc, header.first_seq, header.entries));
+                Ok((loc, start)) => {
+                    self.next_seq += header.len() as u64;
+                    self.shared
+                        .header_bytes
+                        .fetch_add(start as u64 + FRAMING, Ordering::Relaxed);
+                    self.shared
+                        .record_bytes
+                        .fetch_add(u64::from(loc.len) - start as u64, Ordering::Relaxed);
+                    written.push((job.account.clone(), loc, loc.offset + start as u64, header));
                 }
                 Err(e) => error = Some(e.to_string()),
             }
@@ -509,12 +556,12 @@ impl Writer {
         {
             let mut index = self.shared.index.write();
             let mut added = 0u64;
-            for (account, loc, first_seq, entries) in &written {
+            for (account, loc, records_start, header) in &written {
                 index
                     .entry(account.clone())
                     .or_default()
-                    .add_frame(*loc, *first_seq, entries);
-                added += entries.len() as u64;
+                    .add_frame(*loc, *records_start, header);
+                added += header.len() as u64;
             }
             self.shared.events.fetch_add(added, Ordering::Relaxed);
         }
@@ -542,18 +589,10 @@ impl Writer {
             }
         };
         // Confirm against the stored record, so a hash collision never drops an event.
-        slots.into_iter().any(|loc| {
-            let records = self.shared.cache.get_or_load(loc.frame, || {
-                let payload = self.shared.reader.read(loc.frame)?;
-                frame::decode_records(&payload)
-            });
-            match records {
-                Ok(r) => r
-                    .get(loc.rec as usize)
-                    .is_some_and(|rec| record_has_id(rec, &[event_id.to_owned()])),
-                // Unreadable: treat as stored rather than write a second copy.
-                Err(_) => true,
-            }
+        slots.into_iter().any(|loc| match self.shared.read(&loc) {
+            Ok(rec) => record_has_id(&rec, &[event_id.to_owned()]),
+            // Unreadable: treat as stored rather than write a second copy.
+            Err(_) => true,
         })
     }
 
