@@ -8,7 +8,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(parts) = cairn_event::split_records(data) else {
         return;
     };
-    for raw in parts.into_iter().flatten() {
+    for raw in parts {
         if let Ok(n) = cairn_event::normalise(raw, "123456789012", 1_700_000_000_000) {
             let view = cairn_event::lookup_view(&n.bytes).expect("a normalised record reads back");
             assert_eq!(view.event_id, n.meta.event_id);

@@ -83,16 +83,13 @@ pub async fn native(store: Arc<Store>, account: String, body: Vec<u8>) -> Result
         let mut normalised = Vec::new();
         // For each record: Ok(index into normalised) or Err(reason).
         let mut results: Vec<Result<usize, (String, String)>> = Vec::with_capacity(parts.len());
-        for part in parts {
-            match part {
-                Ok(raw) => match normalise(raw, &acct, now) {
-                    Ok(n) => {
-                        results.push(Ok(normalised.len()));
-                        normalised.push(n);
-                    }
-                    Err(e) => results.push(Err((e.code().to_owned(), e.to_string()))),
-                },
-                Err(msg) => results.push(Err(("InvalidData".to_owned(), msg))),
+        for raw in parts {
+            match normalise(raw, &acct, now) {
+                Ok(n) => {
+                    results.push(Ok(normalised.len()));
+                    normalised.push(n);
+                }
+                Err(e) => results.push(Err((e.code().to_owned(), e.to_string()))),
             }
         }
         Ok::<_, ApiError>((normalised, results))

@@ -132,7 +132,7 @@ impl FrameHeader {
     ) -> FrameHeader {
         let n = records.len();
         let mut strings: Vec<String> = Vec::new();
-        let mut ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        let mut ids: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
         let mut columns: Vec<AttrColumn> = Vec::new();
         let mut prev_time = 0i64;
         let mut h = FrameHeader {
@@ -228,7 +228,7 @@ impl FrameHeader {
     }
 }
 
-const ZSTD_LEVEL: i32 = 6;
+const ZSTD_LEVEL: i32 = 3;
 
 /// Encodes a frame; returns the payload and where the records start within it.
 pub fn encode(header: &FrameHeader, records: &[Vec<u8>]) -> Result<(Vec<u8>, usize), StoreError> {

@@ -309,6 +309,8 @@ pub struct AccountIndex {
     /// Slots whose eventID hash collides with an earlier, different eventID (vanishingly rare).
     collisions: HashMap<u64, Vec<u32>>,
     strings: HashMap<Box<str>, u32>,
+    /// The interned resource names each interned ARN stands for.
+    arn_names: HashMap<u32, Box<[u32]>>,
     history: BTreeMap<i64, Bucket>,
     insights: BTreeMap<i64, Bucket>,
 }
@@ -321,6 +323,18 @@ impl AccountIndex {
         let id = self.strings.len() as u32;
         self.strings.insert(s.into(), id);
         id
+    }
+
+    fn names_of_arn(&mut self, arn: &str) -> Box<[u32]> {
+        let arn_id = self.intern(arn);
+        if let Some(ids) = self.arn_names.get(&arn_id) {
+            return ids.clone();
+        }
+        let mut names = Vec::new();
+        cairn_event::arn_aliases(arn, &mut names);
+        let ids: Box<[u32]> = names.iter().map(|n| self.intern(n)).collect();
+        self.arn_names.insert(arn_id, ids.clone());
+        ids
     }
 
     /// The interned id of a value, if any stored event carries it.
@@ -379,21 +393,18 @@ impl AccountIndex {
                 self.ids.insert(e.id_hash, slot);
             }
             let mut attrs: Vec<(Attr, u32)> = Vec::with_capacity(e.attrs.len() + 4);
-            let mut aliases = Vec::new();
             for (a, v) in &e.attrs {
                 if *a == Attr::ResourceArn {
-                    cairn_event::arn_aliases(v, &mut aliases);
+                    for id in self.names_of_arn(v).iter() {
+                        if !attrs.contains(&(Attr::ResourceName, *id)) {
+                            attrs.push((Attr::ResourceName, *id));
+                        }
+                    }
                 } else {
                     let id = self.intern(v);
                     if !attrs.contains(&(*a, id)) {
                         attrs.push((*a, id));
                     }
-                }
-            }
-            for v in aliases {
-                let id = self.intern(&v);
-                if !attrs.contains(&(Attr::ResourceName, id)) {
-                    attrs.push((Attr::ResourceName, id));
                 }
             }
             let key = (e.time_ms, header.first_seq + rec as u64);

@@ -483,7 +483,7 @@ impl Writer {
             return;
         }
         // Decide duplicates and write one frame per batch.
-        let mut pending: HashMap<(String, u64), Vec<String>> = HashMap::new();
+        let mut pending: hashbrown::HashMap<(String, u64), Vec<String>> = hashbrown::HashMap::new();
         let mut written: Vec<(String, FrameLoc, u64, frame::FrameHeader)> = Vec::new();
         let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
         let mut error: Option<String> = None;

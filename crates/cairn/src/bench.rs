@@ -1,8 +1,17 @@
-//! `cairn bench`: durable ingest over HTTP, LookupEvents latency per attribute inside the store
-//! and over HTTP, bytes stored per event and resident memory, on generated events shaped like
-//! the shared datasets.
+//! `cairn bench`: runs `cairn serve` as a child process on a fresh data directory, ingests
+//! generated events over HTTP (signed batches from concurrent writers, durable before each
+//! answer), then measures LookupEvents for every attribute over HTTP, the server's resident
+//! memory and the bytes stored per event; finally it stops the server, reopens the store in
+//! process (timing the restart) and measures the same lookups inside the store.
+//!
+//! Events are drawn from templates taken from the shared datasets. Event `i` of `total`
+//! happens at `i / total` of the time span (with a minute of jitter), as a live trail delivers
+//! them; users are Zipf-distributed and each works from a few addresses with two access keys;
+//! resources are Zipf-distributed too.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,22 +21,14 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use cairn_api::AppState;
-use cairn_api::channels::Channels;
-use cairn_api::identity::Identity;
-use cairn_store::{Attr, Query, Store, StoreOptions};
-
 use cairn_client::{Client, ClientArgs};
+use cairn_store::{Attr, Query, Store, StoreOptions};
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    /// Events stored before lookups are measured.
+    /// Events to store before lookups are measured.
     #[arg(long, default_value_t = 1_000_000)]
     events: usize,
-    /// Of those, how many are sent over HTTP (the measured ingest); the rest go straight
-    /// into the store to reach the size quickly.
-    #[arg(long, default_value_t = 500_000)]
-    http_events: usize,
     /// Records per ingest request.
     #[arg(long, default_value_t = 100)]
     batch: usize,
@@ -35,12 +36,12 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 16)]
     writers: usize,
     /// Lookups per attribute.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 1000)]
     lookups: usize,
     /// Where the shared datasets are (the event shapes are drawn from them).
     #[arg(long, default_value = "../shared/datasets")]
     datasets: PathBuf,
-    /// Data directory (a fresh temporary one by default).
+    /// Data directory (a fresh temporary one by default; it must be empty).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Days the event times spread over.
@@ -49,6 +50,8 @@ pub struct BenchArgs {
 }
 
 const ACCOUNT: &str = "111122223333";
+const KEY: &str = "AKIABENCHMARK0000001";
+const SECRET: &str = "bench-secret-bench-secret-bench-secret00";
 const REGIONS: [&str; 8] = [
     "us-east-1",
     "us-east-2",
@@ -59,18 +62,9 @@ const REGIONS: [&str; 8] = [
     "ap-northeast-1",
     "sa-east-1",
 ];
-
-/// Generates events from templates drawn from the datasets, varying who, when, where and
-/// on which resource. Event `i` of `total` happens at `i / total` of the time span (with a
-/// minute of jitter), as a live trail delivers them; users are Zipf-distributed and each
-/// works from a few addresses with two access keys; resources are Zipf-distributed too.
-struct Generator {
-    templates: Vec<Value>,
-    users: usize,
-    now_ms: i64,
-    span_ms: i64,
-    total: usize,
-}
+const ID_PLACEHOLDER: &str = "00000000-0000-4000-8000-000000000000";
+const TIME_PLACEHOLDER: &str = "2000-01-01T00:00:00Z";
+const POOL: usize = 50_000;
 
 fn load_templates(dir: &Path) -> Result<Vec<Value>> {
     let mut out = Vec::new();
@@ -86,8 +80,7 @@ fn load_templates(dir: &Path) -> Result<Vec<Value>> {
             let v: Value = serde_json::from_str(line)?;
             let rec = if inner { v["event"].clone() } else { v };
             // Only shapes Cairn accepts (some test records are deliberately broken).
-            let bytes = serde_json::to_vec(&rec)?;
-            if cairn_event::normalise(&bytes, ACCOUNT, 0).is_ok() {
+            if cairn_event::normalise(&serde_json::to_vec(&rec)?, ACCOUNT, 0).is_ok() {
                 out.push(rec);
             }
         }
@@ -98,16 +91,23 @@ fn load_templates(dir: &Path) -> Result<Vec<Value>> {
     Ok(out)
 }
 
-impl Generator {
-    fn event(&self, i: usize, rng: &mut StdRng) -> Value {
-        let mut e = self.templates[rng.random_range(0..self.templates.len())].clone();
-        // Zipf-like users: a few are very busy.
-        let u = ((rng.random::<f64>().powi(3)) * self.users as f64) as usize;
+/// A pre-built event with places for its eventID and eventTime.
+struct Shape {
+    value: Value,
+    bytes: Vec<u8>,
+    id_at: usize,
+    time_at: usize,
+}
+
+fn make_pool(templates: &[Value]) -> Result<Vec<Shape>> {
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut pool = Vec::with_capacity(POOL);
+    for _ in 0..POOL {
+        let mut e = templates[rng.random_range(0..templates.len())].clone();
+        let u = ((rng.random::<f64>().powi(3)) * 2000.0) as usize;
         let user = format!("user-{u:04}");
-        let at = (i as f64 / self.total.max(1) as f64 * self.span_ms as f64) as i64;
-        let t = self.now_ms - self.span_ms + at + rng.random_range(-60_000..60_000);
-        e["eventID"] = json!(uuid::Uuid::from_u128(rng.random()).to_string());
-        e["eventTime"] = json!(cairn_event::format_event_time(t));
+        e["eventID"] = json!(ID_PLACEHOLDER);
+        e["eventTime"] = json!(TIME_PLACEHOLDER);
         e["awsRegion"] = json!(REGIONS[rng.random_range(0..REGIONS.len())]);
         let ip = (u as u64 * 4 + rng.random_range(0..4)).wrapping_mul(2_654_435_761);
         e["sourceIPAddress"] = json!(format!(
@@ -132,13 +132,100 @@ impl Generator {
             "accountId": ACCOUNT,
             "type": "AWS::EC2::Instance",
         }]);
-        e.as_object_mut().map(|m| m.remove("@timestamp"));
-        e
+        if let Some(m) = e.as_object_mut() {
+            m.remove("@timestamp");
+        }
+        let bytes = serde_json::to_vec(&e)?;
+        let find = |needle: &str| {
+            bytes
+                .windows(needle.len())
+                .position(|w| w == needle.as_bytes())
+                .context("placeholder missing")
+        };
+        let (id_at, time_at) = (find(ID_PLACEHOLDER)?, find(TIME_PLACEHOLDER)?);
+        pool.push(Shape {
+            value: e,
+            bytes,
+            id_at,
+            time_at,
+        });
+    }
+    Ok(pool)
+}
+
+fn event_id(i: usize) -> String {
+    uuid::Uuid::from_u128(0x5ca1_ab1e_u128 << 96 | i as u128).to_string()
+}
+
+struct Plan {
+    pool: Vec<Shape>,
+    total: usize,
+    start_ms: i64,
+    span_ms: i64,
+}
+
+impl Plan {
+    fn shape(&self, i: usize) -> &Shape {
+        &self.pool[i.wrapping_mul(7919) % self.pool.len()]
+    }
+
+    fn write_event(&self, i: usize, out: &mut Vec<u8>) {
+        let s = self.shape(i);
+        let jitter = (i.wrapping_mul(2_654_435_761) % 120_000) as i64 - 60_000;
+        let t =
+            self.start_ms + (i as f64 / self.total as f64 * self.span_ms as f64) as i64 + jitter;
+        let at = out.len();
+        out.extend_from_slice(&s.bytes);
+        out[at + s.id_at..at + s.id_at + 36].copy_from_slice(event_id(i).as_bytes());
+        out[at + s.time_at..at + s.time_at + 20]
+            .copy_from_slice(cairn_event::format_event_time(t).as_bytes());
+        out.push(b'\n');
     }
 }
 
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
+struct Child9(Child);
+
+impl Drop for Child9 {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(dir: &Path) -> Result<(Child9, String)> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--retention-days",
+            "forever",
+        ])
+        .args(["--account-id", ACCOUNT])
+        .arg("--data-dir")
+        .arg(dir)
+        .env("CAIRN_ACCESS_KEY_ID", KEY)
+        .env("CAIRN_SECRET_ACCESS_KEY", SECRET)
+        .env("CAIRN_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start cairn serve")?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let child = Child9(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let endpoint = loop {
+        let line = lines.next().context("cairn serve exited early")??;
+        if let Some(rest) = line.trim().strip_prefix("API endpoint:") {
+            break rest.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Ok((child, endpoint))
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
@@ -146,6 +233,20 @@ fn rss_mib() -> f64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -156,8 +257,54 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+const ATTRS: [&str; 9] = [
+    "EventId",
+    "EventName",
+    "ReadOnly",
+    "Username",
+    "ResourceType",
+    "ResourceName",
+    "EventSource",
+    "AccessKeyId",
+    "(none)",
+];
+
+/// Lookup values that exist in the data, so each lookup finds something.
+fn probe(attr: &str, plan: &Plan, rng: &mut StdRng) -> String {
+    let i = rng.random_range(0..plan.total);
+    let e = &plan.shape(i).value;
+    let v = match attr {
+        "EventId" => return event_id(i),
+        "Username" => e["userIdentity"]["userName"].clone(),
+        "EventName" => e["eventName"].clone(),
+        "EventSource" => e["eventSource"].clone(),
+        "AccessKeyId" => e["userIdentity"]["accessKeyId"].clone(),
+        "ResourceType" => json!("AWS::EC2::Instance"),
+        "ResourceName" => json!(
+            e["resources"][0]["ARN"]
+                .as_str()
+                .unwrap_or_default()
+                .rsplit('/')
+                .next()
+        ),
+        "ReadOnly" => json!(if rng.random_bool(0.5) {
+            "true"
+        } else {
+            "false"
+        }),
+        _ => Value::Null,
+    };
+    v.as_str().unwrap_or_default().to_owned()
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
     let templates = load_templates(&args.datasets)?;
+    let plan = Arc::new(Plan {
+        pool: make_pool(&templates)?,
+        total: args.events,
+        start_ms: cairn_event::now_ms() - args.days * 86_400_000,
+        span_ms: args.days * 86_400_000,
+    });
     let tmp;
     let dir = match &args.data_dir {
         Some(d) => d.clone(),
@@ -166,82 +313,44 @@ pub fn run(args: BenchArgs) -> Result<()> {
             tmp.path().to_owned()
         }
     };
-    let key_id = "AKIABENCHMARK0000001".to_owned();
-    let secret = "bench-secret-bench-secret-bench-secret00".to_owned();
-    let (identity, _) =
-        Identity::open(&dir, Some(ACCOUNT), Some((key_id.clone(), secret.clone())))?;
-    let channels =
-        Channels::open(&dir, "us-east-1", &identity.accounts()).map_err(anyhow::Error::msg)?;
-    let store = Arc::new(Store::open(
-        &dir,
-        StoreOptions {
-            retention_ms: None,
-            ..StoreOptions::default()
-        },
-    )?);
-    let state = Arc::new(AppState {
-        store: store.clone(),
-        identity,
-        channels,
-    });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    runtime.spawn(cairn_api::serve(listener, state, std::future::pending()));
-
-    let gen_ = Arc::new(Generator {
-        templates,
-        users: 2000,
-        now_ms: cairn_event::now_ms(),
-        span_ms: args.days * 86_400_000,
-        total: args.events,
-    });
+    let (mut server, endpoint) = start_server(&dir)?;
+    let pid = server.0.id();
     println!(
-        "Cairn bench: {} events ({} over HTTP in batches of {}, {} writers), data in {}",
+        "cairn bench: {} events over HTTP in signed batches of {} from {} writers; server pid {pid}, data in {}",
         args.events,
-        args.http_events.min(args.events),
         args.batch,
         args.writers,
         dir.display()
     );
+    let client_args = ClientArgs {
+        endpoint_url: Some(endpoint.clone()),
+        profile: None,
+        region: Some("us-east-1".into()),
+    };
 
     // 1. Durable ingest over HTTP.
-    let http_events = args.http_events.min(args.events);
-    let batches: Vec<Vec<u8>> = {
-        let mut rng = StdRng::seed_from_u64(1);
-        (0..http_events.div_ceil(args.batch))
-            .map(|b| {
-                let n = args.batch.min(http_events - b * args.batch);
-                let mut body = Vec::new();
-                for j in 0..n {
-                    let i = b * args.batch + j;
-                    body.extend_from_slice(
-                        &serde_json::to_vec(&gen_.event(i, &mut rng)).unwrap_or_default(),
-                    );
-                    body.push(b'\n');
-                }
-                body
-            })
-            .collect()
-    };
-    let raw_bytes: usize = batches.iter().map(Vec::len).sum();
-    let batches = Arc::new(batches);
+    let batches = args.events.div_ceil(args.batch);
     let next = Arc::new(AtomicUsize::new(0));
+    let sent_bytes = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut handles = Vec::new();
     for _ in 0..args.writers {
-        let batches = batches.clone();
-        let next = next.clone();
-        let endpoint = endpoint.clone();
-        let (key_id, secret) = (key_id.clone(), secret.clone());
+        let (plan, next, sent_bytes) = (plan.clone(), next.clone(), sent_bytes.clone());
+        let client = Client::with_credentials(&client_args, KEY, SECRET)?;
+        let (batch, total) = (args.batch, args.events);
         handles.push(std::thread::spawn(move || -> Result<usize> {
-            let client = client_for(&endpoint, &key_id, &secret)?;
             let mut stored = 0;
+            let mut body = Vec::new();
             loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = batches.get(i) else { break };
+                let b = next.fetch_add(1, Ordering::Relaxed);
+                if b >= batches {
+                    break;
+                }
+                body.clear();
+                for i in b * batch..((b + 1) * batch).min(total) {
+                    plan.write_event(i, &mut body);
+                }
+                sent_bytes.fetch_add(body.len(), Ordering::Relaxed);
                 loop {
                     let (status, resp) = client.post(
                         "/v1/events",
@@ -271,206 +380,103 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
     }
     let secs = started.elapsed().as_secs_f64();
+    let sent = sent_bytes.load(Ordering::Relaxed);
     println!(
-        "ingest over HTTP (durable, fsync before ack): {stored} events in {secs:.2} s = {:.0} events/s ({:.1} MB/s of JSON)",
+        "ingest over HTTP, fsync before every answer: {stored} events in {secs:.1} s = {:.0} events/s ({:.1} MB/s of JSON, {:.0} bytes/event sent)",
         stored as f64 / secs,
-        raw_bytes as f64 / secs / 1e6
+        sent as f64 / secs / 1e6,
+        sent as f64 / stored.max(1) as f64
     );
-    drop(batches);
 
-    // 2. Fill the rest straight into the store.
-    let rest = args.events - http_events;
-    if rest > 0 {
-        let started = Instant::now();
-        let per_thread = rest.div_ceil(2);
-        let mut handles = Vec::new();
-        for t in 0..2u64 {
-            let store = store.clone();
-            let gen_ = gen_.clone();
-            let n = per_thread.min(rest - (t as usize) * per_thread);
-            handles.push(std::thread::spawn(move || -> Result<()> {
-                let mut rng = StdRng::seed_from_u64(100 + t);
-                let now = cairn_event::now_ms();
-                let mut left = n;
-                // This thread's share is every second event after the HTTP part.
-                let mut i = http_events + t as usize;
-                while left > 0 {
-                    let k = left.min(1000);
-                    let recs = (0..k)
-                        .map(|_| {
-                            let bytes =
-                                serde_json::to_vec(&gen_.event(i, &mut rng)).unwrap_or_default();
-                            i += 2;
-                            cairn_event::normalise(&bytes, ACCOUNT, now)
-                                .map_err(anyhow::Error::from)
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    loop {
-                        match store.append_blocking(ACCOUNT, recs.clone()) {
-                            Err(cairn_store::StoreError::Throttled) => {
-                                std::thread::sleep(Duration::from_millis(2))
-                            }
-                            other => {
-                                other?;
-                                break;
-                            }
-                        }
-                    }
-                    left -= k;
-                }
-                Ok(())
-            }));
+    // 2. Lookups over HTTP, and the server's memory.
+    let client = Client::with_credentials(&client_args, KEY, SECRET)?;
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut http_lat: Vec<Vec<Duration>> = Vec::new();
+    for attr in ATTRS {
+        let mut lat = Vec::with_capacity(args.lookups);
+        for _ in 0..args.lookups {
+            let input = if attr == "(none)" {
+                json!({"MaxResults": 50})
+            } else {
+                let v = probe(attr, &plan, &mut rng);
+                json!({"LookupAttributes": [{"AttributeKey": attr, "AttributeValue": v}], "MaxResults": 50})
+            };
+            let t = Instant::now();
+            let resp = client.call("LookupEvents", &input)?;
+            lat.push(t.elapsed());
+            if resp["Events"].as_array().is_none_or(|e| e.is_empty()) {
+                bail!("a {attr} lookup found nothing: {input}");
+            }
         }
-        for h in handles {
-            h.join()
-                .map_err(|_| anyhow::anyhow!("fill thread panicked"))??;
-        }
-        let secs = started.elapsed().as_secs_f64();
-        println!(
-            "fill in process (generate + normalise + store, 2 threads): {rest} events in {secs:.1} s = {:.0} events/s",
-            rest as f64 / secs
-        );
+        lat.sort();
+        http_lat.push(lat);
     }
-    store.barrier_blocking()?;
-    // Let the writer's maintenance refresh the size figures.
-    std::thread::sleep(Duration::from_millis(1500));
+    let rss = rss_mib(pid);
+
+    // 3. Stop the server; measure the restart and lookups inside the store.
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = server.0.wait();
+    let disk = dir_bytes(&dir.join("journal")) + dir_bytes(&dir.join("dicts"));
+    let t = Instant::now();
+    let store = Store::open(
+        &dir,
+        StoreOptions {
+            retention_ms: None,
+            ..StoreOptions::default()
+        },
+    )?;
+    let reopen = t.elapsed().as_secs_f64();
     let stats = store.stats();
     let per = |b: u64| b as f64 / stats.events.max(1) as f64;
-    let total = stats.journal_bytes + stats.dictionary_bytes;
     println!(
-        "stored: {} events in {} bytes = {:.0} bytes/event on disk (records {:.0}, frame headers with the lookup attributes {:.0}, dictionaries {:.1}); the JSON sent was {:.0} bytes/event",
+        "stored: {} events, {} bytes on disk = {:.0} bytes/event (records {:.0}, frame headers with the lookup attributes {:.0}, dictionaries {:.1})",
         stats.events,
-        total,
-        per(total),
+        disk,
+        per(disk),
         per(stats.record_bytes),
         per(stats.header_bytes),
-        per(stats.dictionary_bytes),
-        raw_bytes as f64 / http_events.max(1) as f64
+        per(stats.dictionary_bytes)
     );
-
-    // 3. Lookups per attribute: values drawn from stored events, so each finds something.
-    let mut rng = StdRng::seed_from_u64(7);
-    let sample: Vec<Value> = (0..200)
-        .map(|_| {
-            let i = rng.random_range(0..args.events);
-            gen_.event(i, &mut rng)
-        })
-        .collect();
-    let probe = |attr: &str, rng: &mut StdRng| -> (String, String) {
-        let e = &sample[rng.random_range(0..sample.len())];
-        let v = match attr {
-            "Username" => e["userIdentity"]["userName"].clone(),
-            "EventName" => e["eventName"].clone(),
-            "EventSource" => e["eventSource"].clone(),
-            "AccessKeyId" => e["userIdentity"]["accessKeyId"].clone(),
-            "ResourceType" => json!("AWS::EC2::Instance"),
-            "ResourceName" => json!(
-                e["resources"][0]["ARN"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .rsplit('/')
-                    .next()
-            ),
-            "ReadOnly" => json!(if rng.random_bool(0.5) {
-                "true"
-            } else {
-                "false"
-            }),
-            _ => Value::Null,
-        };
-        (attr.to_owned(), v.as_str().unwrap_or_default().to_owned())
-    };
-    // Real eventIDs for EventId lookups.
-    let ids: Vec<String> = store
-        .lookup(&Query {
-            account: ACCOUNT.into(),
-            limit: 50,
-            ..Query::default()
-        })?
-        .events
-        .iter()
-        .filter_map(|f| serde_json::from_slice::<Value>(&f.record).ok())
-        .filter_map(|v| v["eventID"].as_str().map(str::to_owned))
-        .collect();
-    let client = client_for(&endpoint, &key_id, &secret)?;
+    println!("server resident memory after ingest and lookups: {rss:.0} MiB");
+    println!("restart (journal replayed into the index): {reopen:.1} s");
     println!();
     println!(
         "{:<14} {:>12} {:>12} {:>12} {:>12}",
         "LookupEvents", "store p50 ms", "store p99 ms", "HTTP p50 ms", "HTTP p99 ms"
     );
-    for attr in [
-        "EventId",
-        "EventName",
-        "ReadOnly",
-        "Username",
-        "ResourceType",
-        "ResourceName",
-        "EventSource",
-        "AccessKeyId",
-        "(none)",
-    ] {
-        let mut inner = Vec::with_capacity(args.lookups);
-        let mut http = Vec::with_capacity(args.lookups);
-        for i in 0..args.lookups {
-            let (key, value) = if attr == "EventId" {
-                (
-                    "EventId".to_owned(),
-                    ids.get(i % ids.len().max(1)).cloned().unwrap_or_default(),
-                )
-            } else {
-                probe(attr, &mut rng)
-            };
+    let mut rng = StdRng::seed_from_u64(7);
+    for (n, attr) in ATTRS.iter().enumerate() {
+        let mut lat = Vec::with_capacity(args.lookups);
+        for _ in 0..args.lookups {
             let mut q = Query {
                 account: ACCOUNT.into(),
                 limit: 50,
                 ..Query::default()
             };
-            match attr {
-                "(none)" => {}
-                "EventId" => q.event_ids = vec![value.clone()],
-                _ => {
-                    if let Some(a) = Attr::from_lookup_key(&key) {
-                        q.filters.push((a, vec![value.clone()]));
-                    }
+            if *attr != "(none)" {
+                let v = probe(attr, &plan, &mut rng);
+                match Attr::from_lookup_key(attr) {
+                    Some(a) => q.filters.push((a, vec![v])),
+                    None => q.event_ids = vec![v],
                 }
             }
             let t = Instant::now();
             let page = store.lookup(&q)?;
-            inner.push(t.elapsed());
-            std::hint::black_box(page);
-            let input = if attr == "(none)" {
-                json!({"MaxResults": 50})
-            } else {
-                json!({"LookupAttributes": [{"AttributeKey": key, "AttributeValue": value}], "MaxResults": 50})
-            };
-            let t = Instant::now();
-            let resp = client.call("LookupEvents", &input)?;
-            http.push(t.elapsed());
-            std::hint::black_box(resp);
+            lat.push(t.elapsed());
+            if page.events.is_empty() {
+                bail!("a {attr} lookup inside the store found nothing");
+            }
         }
-        inner.sort();
-        http.sort();
+        lat.sort();
         println!(
             "{attr:<14} {:>12.3} {:>12.3} {:>12.3} {:>12.3}",
-            percentile(&inner, 0.5),
-            percentile(&inner, 0.99),
-            percentile(&http, 0.5),
-            percentile(&http, 0.99)
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            percentile(&http_lat[n], 0.5),
+            percentile(&http_lat[n], 0.99)
         );
     }
-    println!();
-    println!(
-        "resident memory: {:.0} MiB (server, store and bench client in one process)",
-        rss_mib()
-    );
     Ok(())
-}
-
-fn client_for(endpoint: &str, key_id: &str, secret: &str) -> Result<Client> {
-    let args = ClientArgs {
-        endpoint_url: Some(endpoint.to_owned()),
-        profile: None,
-        region: Some("us-east-1".into()),
-    };
-    Client::with_credentials(&args, key_id, secret)
 }

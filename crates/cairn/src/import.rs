@@ -133,18 +133,13 @@ pub fn run(args: ImportArgs) -> Result<()> {
         match cairn_event::split_records(&bytes) {
             Err(e) => note(&mut summary, file, None, "InvalidData", &e.to_string()),
             Ok(parts) => {
-                for (i, part) in parts.into_iter().enumerate() {
+                for (i, rec) in parts.into_iter().enumerate() {
                     summary.read += 1;
-                    match part {
-                        Ok(rec) => {
-                            pending.body.extend_from_slice(&cairn_event::minify(rec));
-                            pending.body.push(b'\n');
-                            pending.origins.push((file_no, i));
-                            if pending.origins.len() >= batch || pending.body.len() >= 8 << 20 {
-                                send(&client, &mut pending, &files, &mut summary)?;
-                            }
-                        }
-                        Err(msg) => note(&mut summary, file, Some(i), "InvalidData", &msg),
+                    pending.body.extend_from_slice(&cairn_event::minify(rec));
+                    pending.body.push(b'\n');
+                    pending.origins.push((file_no, i));
+                    if pending.origins.len() >= batch || pending.body.len() >= 8 << 20 {
+                        send(&client, &mut pending, &files, &mut summary)?;
                     }
                 }
             }

@@ -15,6 +15,12 @@ use cairn_api::channels::Channels;
 use cairn_api::identity::Identity;
 use cairn_store::{Store, StoreOptions};
 
+// Ingest allocates and frees many short-lived buffers on several threads; mimalloc does that
+// with far less overhead than the system allocator (measured: malloc and free were a tenth
+// of the server's time).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "cairn",
