@@ -509,8 +509,7 @@ pub fn arn_display_name(arn: &str) -> String {
 
 impl EventMeta {
     /// Every name a `ResourceName` lookup finds this record by: the display names, and for
-    /// each ARN the whole ARN, its resource part, the part after the resource type and the
-    /// last path element.
+    /// each ARN the whole ARN, the part after the resource type and the last path element.
     pub fn resource_names(&self) -> Vec<String> {
         let mut out = Vec::new();
         for r in &self.resources {
@@ -529,7 +528,6 @@ pub fn arn_aliases(arn: &str, out: &mut Vec<String>) {
     push_unique(out, arn);
     push_unique(out, &arn_display_name(arn));
     if let Some(resource) = arn.splitn(6, ':').nth(5) {
-        push_unique(out, resource);
         if let Some((_, rest)) = resource.split_once(['/', ':']) {
             push_unique(out, rest);
         }

@@ -1,12 +1,20 @@
 //! The in-memory index of the event history, per account.
 //!
-//! Events are grouped into hourly buckets by event time. Within a bucket, slots are kept in
-//! (event time, sequence) order, with a posting list per attribute value in the same order,
-//! so a newest-first lookup walks a list backwards from the cursor and stops after a page.
-//! Events that arrive out of time order (imports) go to a small unsorted tail that is merged
-//! in once it grows past a fraction of the bucket, so the cost stays amortised.
+//! Every stored event has a slot (event time, where its record is). For the events of each
+//! category class (API activity, Insights) there is one list of all slots, and one posting
+//! list per attribute value, each in (event time, sequence) order, so that a newest-first
+//! lookup walks a list backwards from its cursor and stops after a page.
+//!
+//! A posting list is a few sorted runs plus a small unsorted tail, kept like an LSM tree: an
+//! event that arrives in time order is appended to the newest run; one that does not (imports,
+//! clocks that disagree) waits in the tail, which is sorted into a run of its own once it
+//! fills up, and runs of similar size are merged. So there are O(log n) runs, inserts cost
+//! O(log n) amortised, and a value seen once costs one small list, not one per time bucket.
+//!
+//! Region, error code and source IP are kept in the frames but not indexed in memory yet.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::VecDeque;
 
 use hashbrown::HashMap;
 
@@ -17,12 +25,6 @@ use crate::frame::{Attr, FrameHeader};
 
 /// Sort key of an event: event time in milliseconds, then the journal sequence number.
 pub type Key = (i64, u64);
-
-const HOUR_MS: i64 = 3_600_000;
-
-fn hour(ms: i64) -> i64 {
-    ms.div_euclid(HOUR_MS)
-}
 
 pub fn id_hash(event_id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
@@ -100,13 +102,95 @@ impl SlotTable {
     }
 }
 
+const TAIL_MAX: usize = 64;
+
+/// One posting list: sorted runs and an unsorted tail.
 #[derive(Default)]
-struct Bucket {
-    sorted: Vec<u32>,
-    postings: HashMap<(Attr, u32), Vec<u32>>,
-    /// Out-of-order arrivals, unsorted, with postings of their own.
+struct Postings {
+    runs: Vec<Vec<u32>>,
     tail: Vec<u32>,
-    tail_postings: HashMap<(Attr, u32), Vec<u32>>,
+    len: usize,
+}
+
+fn merge(a: &[u32], b: &[u32], t: &SlotTable) -> Vec<u32> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if t.key(a[i]) < t.key(b[j]) {
+            out.push(a[i]);
+            i += 1;
+        } else {
+            out.push(b[j]);
+            j += 1;
+        }
+    }
+    out.extend_from_slice(&a[i..]);
+    out.extend_from_slice(&b[j..]);
+    out
+}
+
+impl Postings {
+    fn push(&mut self, slot: u32, key: Key, t: &SlotTable) {
+        self.len += 1;
+        let after = |run: &Vec<u32>| run.last().is_none_or(|l| t.key(*l) < key);
+        let append = self.tail.is_empty()
+            && match self.runs.as_slice() {
+                [] => true,
+                [only] => after(only),
+                [.., prev, last] => last.len() * 2 < prev.len() && after(last),
+            };
+        if append {
+            match self.runs.last_mut() {
+                Some(last) => last.push(slot),
+                None => self.runs.push(vec![slot]),
+            }
+            return;
+        }
+        self.tail.push(slot);
+        if self.tail.len() >= TAIL_MAX {
+            self.flush(t);
+        }
+    }
+
+    fn flush(&mut self, t: &SlotTable) {
+        let mut run = std::mem::take(&mut self.tail);
+        run.sort_unstable_by_key(|s| t.key(*s));
+        self.runs.push(run);
+        while self.runs.len() >= 2 {
+            let n = self.runs.len();
+            if self.runs[n - 2].len() > 2 * self.runs[n - 1].len() {
+                break;
+            }
+            let (Some(b), Some(a)) = (self.runs.pop(), self.runs.pop()) else {
+                break;
+            };
+            self.runs.push(merge(&a, &b, t));
+        }
+    }
+
+    /// The runs, and the tail sorted, as lists to walk.
+    fn lists(&self, t: &SlotTable) -> Vec<Cow<'_, [u32]>> {
+        let mut out: Vec<Cow<[u32]>> = self
+            .runs
+            .iter()
+            .map(|r| Cow::Borrowed(r.as_slice()))
+            .collect();
+        if !self.tail.is_empty() {
+            let mut tail = self.tail.clone();
+            tail.sort_unstable_by_key(|s| t.key(*s));
+            out.push(Cow::Owned(tail));
+        }
+        out
+    }
+
+    fn retain_from(&mut self, base: u32) {
+        for r in &mut self.runs {
+            r.retain(|s| *s >= base);
+        }
+        self.runs.retain(|r| !r.is_empty());
+        self.tail.retain(|s| *s >= base);
+        self.len = self.runs.iter().map(Vec::len).sum::<usize>() + self.tail.len();
+    }
 }
 
 /// A resolved filter: the attribute must equal one of the values (interned ids).
@@ -115,189 +199,73 @@ pub struct Filter {
     pub values: Vec<u32>,
 }
 
-enum List<'a> {
-    Borrowed(&'a [u32]),
-    Owned(Vec<u32>),
+/// Walks several sorted lists together, newest first, from below an exclusive bound.
+struct Cursor<'a> {
+    lists: Vec<Cow<'a, [u32]>>,
+    pos: Vec<usize>,
+    last: Option<Key>,
 }
 
-impl List<'_> {
-    fn as_slice(&self) -> &[u32] {
-        match self {
-            List::Borrowed(s) => s,
-            List::Owned(v) => v,
-        }
-    }
-}
-
-fn contains(list: &[u32], key: Key, table: &SlotTable) -> bool {
-    list.binary_search_by(|s| table.key(*s).cmp(&key)).is_ok()
-}
-
-impl Bucket {
-    fn insert(&mut self, slot: u32, key: Key, attrs: Vec<(Attr, u32)>, table: &SlotTable) {
-        let in_order =
-            self.tail.is_empty() && self.sorted.last().is_none_or(|last| table.key(*last) < key);
-        if in_order {
-            self.sorted.push(slot);
-            for a in attrs {
-                self.postings.entry(a).or_default().push(slot);
-            }
-            return;
-        }
-        self.tail.push(slot);
-        for a in attrs {
-            self.tail_postings.entry(a).or_default().push(slot);
-        }
-        if self.tail.len() > (self.sorted.len() / 8).max(64) {
-            self.merge_tail(table);
+impl<'a> Cursor<'a> {
+    fn new(lists: Vec<Cow<'a, [u32]>>, hi: Key, t: &SlotTable) -> Cursor<'a> {
+        let pos = lists
+            .iter()
+            .map(|l| l.partition_point(|s| t.key(*s) < hi))
+            .collect();
+        Cursor {
+            lists,
+            pos,
+            last: None,
         }
     }
 
-    fn merge_tail(&mut self, table: &SlotTable) {
-        let mut tail = std::mem::take(&mut self.tail);
-        tail.sort_by_key(|s| table.key(*s));
-        let merge = |old: &[u32], new: &[u32]| -> Vec<u32> {
-            let mut out = Vec::with_capacity(old.len() + new.len());
-            let (mut i, mut j) = (0, 0);
-            while i < old.len() && j < new.len() {
-                if table.key(old[i]) < table.key(new[j]) {
-                    out.push(old[i]);
-                    i += 1;
-                } else {
-                    out.push(new[j]);
-                    j += 1;
+    /// The next slot, newest first (a slot in several lists comes once).
+    fn next(&mut self, t: &SlotTable) -> Option<(Key, u32)> {
+        loop {
+            let mut best: Option<(Key, usize)> = None;
+            for (i, l) in self.lists.iter().enumerate() {
+                if self.pos[i] > 0 {
+                    let k = t.key(l[self.pos[i] - 1]);
+                    if best.is_none_or(|(b, _)| k > b) {
+                        best = Some((k, i));
+                    }
                 }
             }
-            out.extend_from_slice(&old[i..]);
-            out.extend_from_slice(&new[j..]);
-            out
-        };
-        self.sorted = merge(&self.sorted, &tail);
-        for (a, mut new) in std::mem::take(&mut self.tail_postings) {
-            new.sort_by_key(|s| table.key(*s));
-            let list = self.postings.entry(a).or_default();
-            *list = merge(list, &new);
-        }
-    }
-
-    fn list(&self, f: &Filter, table: &SlotTable) -> List<'_> {
-        let mut lists: Vec<&[u32]> = f
-            .values
-            .iter()
-            .filter_map(|v| self.postings.get(&(f.attr, *v)).map(Vec::as_slice))
-            .collect();
-        match lists.len() {
-            0 => List::Borrowed(&[]),
-            1 => List::Borrowed(lists[0]),
-            _ => {
-                let mut all: Vec<u32> = lists.drain(..).flatten().copied().collect();
-                all.sort_by_key(|s| table.key(*s));
-                all.dedup();
-                List::Owned(all)
+            let (k, i) = best?;
+            self.pos[i] -= 1;
+            if self.last == Some(k) {
+                continue;
             }
+            self.last = Some(k);
+            return Some((k, self.lists[i][self.pos[i]]));
         }
     }
 
-    fn tail_has(&self, slot: u32, f: &Filter) -> bool {
-        f.values.iter().any(|v| {
-            self.tail_postings
-                .get(&(f.attr, *v))
-                .is_some_and(|l| l.contains(&slot))
-        })
-    }
-
-    /// Tail slots matching every filter.
-    fn tail_matches(&self, filters: &[Filter]) -> Vec<u32> {
-        let Some((first, rest)) = filters.split_first() else {
-            return self.tail.clone();
-        };
-        let mut candidates: Vec<u32> = first
-            .values
-            .iter()
-            .filter_map(|v| self.tail_postings.get(&(first.attr, *v)))
-            .flatten()
-            .copied()
-            .collect();
-        candidates.sort_unstable();
-        candidates.dedup();
-        candidates.retain(|s| rest.iter().all(|f| self.tail_has(*s, f)));
-        candidates
-    }
-
-    /// Whether the slot with this key matches every filter.
-    fn matches(&self, slot: u32, key: Key, filters: &[Filter], table: &SlotTable) -> bool {
-        if self.tail.contains(&slot) {
-            return filters.iter().all(|f| self.tail_has(slot, f));
-        }
-        filters
-            .iter()
-            .all(|f| contains(self.list(f, table).as_slice(), key, table))
-    }
-
-    /// Appends to `out` up to `limit` matches with `lo <= key < hi`, newest first.
-    fn query(
-        &self,
-        filters: &[Filter],
-        lo: Key,
-        hi: Key,
-        limit: usize,
-        table: &SlotTable,
-        out: &mut Vec<(Key, u32)>,
-    ) {
-        let mut found: Vec<(Key, u32)> = Vec::new();
-        let lists: Vec<List> = filters.iter().map(|f| self.list(f, table)).collect();
-        let (driver, others): (&[u32], Vec<&[u32]>) = if lists.is_empty() {
-            (&self.sorted, Vec::new())
-        } else {
-            let smallest = (0..lists.len())
-                .min_by_key(|i| lists[*i].as_slice().len())
-                .unwrap_or(0);
-            (
-                lists[smallest].as_slice(),
-                (0..lists.len())
-                    .filter(|i| *i != smallest)
-                    .map(|i| lists[i].as_slice())
-                    .collect(),
-            )
-        };
-        let end = driver.partition_point(|s| table.key(*s) < hi);
-        for &s in driver[..end].iter().rev() {
-            let k = table.key(s);
-            if k < lo || found.len() >= limit {
-                break;
+    /// Whether some list holds `key`. Keys asked must not increase from call to call: the
+    /// positions only move down (by galloping), so a walk costs O(log gap) a step.
+    fn contains(&mut self, key: Key, t: &SlotTable) -> bool {
+        let mut found = false;
+        for (i, l) in self.lists.iter().enumerate() {
+            let pos = self.pos[i];
+            // Gallop down to a position whose element is below `key`.
+            let mut step = 1;
+            let mut lo = pos;
+            while lo > 0 && t.key(l[lo - 1]) >= key {
+                lo = pos.saturating_sub(step);
+                step *= 2;
             }
-            if others.iter().all(|l| contains(l, k, table)) {
-                found.push((k, s));
+            // Elements in [lo, pos) straddle `key`: find the first not below it.
+            let p = lo + l[lo..pos].partition_point(|s| t.key(*s) < key);
+            if p < pos && t.key(l[p]) == key {
+                found = true;
             }
+            self.pos[i] = p;
         }
-        let mut from_tail = false;
-        for s in self.tail_matches(filters) {
-            let k = table.key(s);
-            if k >= lo && k < hi {
-                found.push((k, s));
-                from_tail = true;
-            }
-        }
-        if from_tail {
-            found.sort_by_key(|f| std::cmp::Reverse(f.0));
-            found.truncate(limit);
-        }
-        out.extend(found);
+        found
     }
 
-    fn retain_from(&mut self, base: u32) {
-        self.sorted.retain(|s| *s >= base);
-        self.tail.retain(|s| *s >= base);
-        for postings in [&mut self.postings, &mut self.tail_postings] {
-            postings.retain(|_, l| {
-                l.retain(|s| *s >= base);
-                !l.is_empty()
-            });
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.sorted.is_empty() && self.tail.is_empty()
+    fn len(&self) -> usize {
+        self.lists.iter().map(|l| l.len()).sum()
     }
 }
 
@@ -311,8 +279,13 @@ pub struct AccountIndex {
     strings: HashMap<Box<str>, u32>,
     /// The interned resource names each interned ARN stands for.
     arn_names: HashMap<u32, Box<[u32]>>,
-    history: BTreeMap<i64, Bucket>,
-    insights: BTreeMap<i64, Bucket>,
+    /// Per category class (0: API activity, 1: Insights): all slots, and per value.
+    all: [Postings; 2],
+    by_value: [HashMap<(Attr, u32), Postings>; 2],
+}
+
+fn class(insights: bool) -> usize {
+    usize::from(insights)
 }
 
 impl AccountIndex {
@@ -394,6 +367,9 @@ impl AccountIndex {
             }
             let mut attrs: Vec<(Attr, u32)> = Vec::with_capacity(e.attrs.len() + 4);
             for (a, v) in &e.attrs {
+                if matches!(a, Attr::Region | Attr::ErrorCode | Attr::SourceIp) {
+                    continue;
+                }
                 if *a == Attr::ResourceArn {
                     for id in self.names_of_arn(v).iter() {
                         if !attrs.contains(&(Attr::ResourceName, *id)) {
@@ -408,16 +384,34 @@ impl AccountIndex {
                 }
             }
             let key = (e.time_ms, header.first_seq + rec as u64);
-            let buckets = if e.category == Category::Insight {
-                &mut self.insights
-            } else {
-                &mut self.history
-            };
-            buckets
-                .entry(hour(e.time_ms))
-                .or_default()
-                .insert(slot, key, attrs, &self.table);
+            let c = class(e.category == Category::Insight);
+            self.all[c].push(slot, key, &self.table);
+            for a in attrs {
+                self.by_value[c]
+                    .entry(a)
+                    .or_default()
+                    .push(slot, key, &self.table);
+            }
         }
+    }
+
+    /// Cursors for each filter (the union of its values' lists), or `None` when a filter
+    /// matches nothing.
+    fn cursors(&self, c: usize, filters: &[Filter], hi: Key) -> Option<Vec<Cursor<'_>>> {
+        let mut out = Vec::with_capacity(filters.len());
+        for f in filters {
+            let lists: Vec<Cow<[u32]>> = f
+                .values
+                .iter()
+                .filter_map(|v| self.by_value[c].get(&(f.attr, *v)))
+                .flat_map(|p| p.lists(&self.table))
+                .collect();
+            if lists.is_empty() {
+                return None;
+            }
+            out.push(Cursor::new(lists, hi, &self.table));
+        }
+        Some(out)
     }
 
     /// Up to `limit` events with `lo <= key < hi` matching all filters, newest first.
@@ -433,33 +427,39 @@ impl AccountIndex {
         if hi <= lo {
             return out;
         }
-        let buckets = if insights {
-            &self.insights
-        } else {
-            &self.history
+        let c = class(insights);
+        let t = &self.table;
+        let Some(mut cursors) = self.cursors(c, filters, hi) else {
+            return out;
         };
-        let hi_hour = hour(if hi.1 == 0 { hi.0 - 1 } else { hi.0 });
-        for (_, b) in buckets.range(hour(lo.0)..=hi_hour).rev() {
-            b.query(filters, lo, hi, limit - out.len(), &self.table, &mut out);
-            if out.len() >= limit {
+        // Walk the shortest list; check the others as it goes.
+        let mut driver = match (0..cursors.len()).min_by_key(|i| cursors[*i].len()) {
+            Some(i) => cursors.swap_remove(i),
+            None => Cursor::new(self.all[c].lists(t), hi, t),
+        };
+        while out.len() < limit {
+            let Some((k, s)) = driver.next(t) else { break };
+            if k < lo {
                 break;
+            }
+            if cursors.iter_mut().all(|o| o.contains(k, t)) {
+                out.push((k, s));
             }
         }
         out
     }
 
-    /// Whether a slot (found by eventID) matches the filters.
+    /// Whether a slot (found by eventID) is of the class asked and matches the filters.
     pub fn slot_matches(&self, insights: bool, slot: u32, filters: &[Filter]) -> bool {
-        let key = self.table.key(slot);
-        let buckets = if insights {
-            &self.insights
-        } else {
-            &self.history
-        };
-        buckets.get(&hour(key.0)).is_some_and(|b| {
-            b.sorted_or_tail_contains(slot, key, &self.table)
-                && b.matches(slot, key, filters, &self.table)
-        })
+        let c = class(insights);
+        let t = &self.table;
+        let key = t.key(slot);
+        let above = (key.0, key.1 + 1);
+        let in_class = Cursor::new(self.all[c].lists(t), above, t).contains(key, t);
+        in_class
+            && self
+                .cursors(c, filters, above)
+                .is_some_and(|mut cs| cs.iter_mut().all(|cur| cur.contains(key, t)))
     }
 
     /// Forgets every event stored in a journal segment older than `first_kept_segment`.
@@ -484,10 +484,11 @@ impl AccountIndex {
             return 0;
         }
         let base = t.slot_base;
-        for buckets in [&mut self.history, &mut self.insights] {
-            buckets.retain(|_, b| {
-                b.retain_from(base);
-                !b.is_empty()
+        for c in 0..2 {
+            self.all[c].retain_from(base);
+            self.by_value[c].retain(|_, p| {
+                p.retain_from(base);
+                p.len > 0
             });
         }
         self.ids.retain(|_, s| *s >= base);
@@ -496,11 +497,5 @@ impl AccountIndex {
             !l.is_empty()
         });
         dropped
-    }
-}
-
-impl Bucket {
-    fn sorted_or_tail_contains(&self, slot: u32, key: Key, table: &SlotTable) -> bool {
-        contains(&self.sorted, key, table) || self.tail.contains(&slot)
     }
 }

@@ -339,3 +339,85 @@ fn records_read_back_verbatim_across_dictionaries_and_restarts() {
         );
     }
 }
+
+#[test]
+fn over_capacity_batches_are_refused_never_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(
+        Store::open(
+            tmp.path(),
+            StoreOptions {
+                retention_ms: None,
+                queue_batches: 1,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut accepted = Vec::new();
+                let mut throttled = 0;
+                let mut waiting = Vec::new();
+                for b in 0..40 {
+                    let recs = (0..5)
+                        .map(|i| {
+                            let raw = format!(
+                                r#"{{"eventID":"t{t}-b{b}-{i}","eventName":"X","eventSource":"s","eventTime":"2024-01-01T00:00:00Z"}}"#
+                            );
+                            cairn_event::normalise(raw.as_bytes(), ACCOUNTS[0], 0).unwrap()
+                        })
+                        .collect::<Vec<_>>();
+                    let ids: Vec<String> = recs.iter().map(|r| r.meta.event_id.clone()).collect();
+                    match store.submit(ACCOUNTS[0], recs) {
+                        Ok(rx) => waiting.push((ids, rx)),
+                        Err(cairn_store::StoreError::Throttled) => throttled += 1,
+                        Err(e) => panic!("unexpected error {e}"),
+                    }
+                }
+                for (ids, rx) in waiting {
+                    let out = rx.blocking_recv().unwrap().unwrap();
+                    assert!(out.iter().all(|o| *o == Outcome::Stored));
+                    accepted.extend(ids);
+                }
+                (accepted, throttled)
+            })
+        })
+        .collect();
+    let mut accepted = HashSet::new();
+    let mut throttled_batches = 0;
+    for t in threads {
+        let (a, th) = t.join().unwrap();
+        accepted.extend(a);
+        throttled_batches += th;
+    }
+    assert!(
+        throttled_batches > 0,
+        "the queue of one batch never filled up"
+    );
+    assert_eq!(
+        accepted.len() + throttled_batches * 5,
+        8 * 40 * 5,
+        "accepted + refused = sent"
+    );
+    let mut stored = HashSet::new();
+    let mut q = Query {
+        account: ACCOUNTS[0].into(),
+        limit: 50,
+        ..Query::default()
+    };
+    loop {
+        let page = store.lookup(&q).unwrap();
+        for f in &page.events {
+            let v: serde_json::Value = serde_json::from_slice(&f.record).unwrap();
+            stored.insert(v["eventID"].as_str().unwrap().to_owned());
+        }
+        match page.next {
+            Some(k) => q.after = Some(k),
+            None => break,
+        }
+    }
+    assert_eq!(stored, accepted, "stored = accepted");
+}
