@@ -30,6 +30,10 @@ pub fn id_hash(event_id: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64(event_id.as_bytes())
 }
 
+fn short(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     time_ms: i64,
@@ -273,9 +277,12 @@ impl<'a> Cursor<'a> {
 #[derive(Default)]
 pub struct AccountIndex {
     table: SlotTable,
-    ids: HashMap<u64, u32>,
-    /// Slots whose eventID hash collides with an earlier, different eventID (vanishingly rare).
-    collisions: HashMap<u64, Vec<u32>>,
+    /// Slot of the first event with each 32-bit eventID hash. 32 bits keep the map small;
+    /// every match is confirmed against the stored record, so collisions (about one per
+    /// 400,000 events at 10 M) cost a read, never a wrong answer.
+    ids: HashMap<u32, u32>,
+    /// Further slots whose eventID hash matches an earlier one.
+    collisions: HashMap<u32, Vec<u32>>,
     strings: HashMap<Box<str>, u32>,
     /// The interned resource names each interned ARN stands for.
     arn_names: HashMap<u32, Box<[u32]>>,
@@ -317,6 +324,7 @@ impl AccountIndex {
 
     /// Slots already holding an event with this eventID hash.
     pub fn slots_for_id(&self, hash: u64) -> Vec<u32> {
+        let hash = short(hash);
         let mut out: Vec<u32> = self.ids.get(&hash).copied().into_iter().collect();
         if let Some(more) = self.collisions.get(&hash) {
             out.extend(more);
@@ -358,12 +366,13 @@ impl AccountIndex {
                 frame,
                 rec: rec as u32,
             });
-            if let Some(first) = self.ids.get(&e.id_hash).copied() {
+            let hash = short(e.id_hash);
+            if let Some(first) = self.ids.get(&hash).copied() {
                 if first != slot {
-                    self.collisions.entry(e.id_hash).or_default().push(slot);
+                    self.collisions.entry(hash).or_default().push(slot);
                 }
             } else {
-                self.ids.insert(e.id_hash, slot);
+                self.ids.insert(hash, slot);
             }
             let mut attrs: Vec<(Attr, u32)> = Vec::with_capacity(e.attrs.len() + 4);
             for (a, v) in &e.attrs {

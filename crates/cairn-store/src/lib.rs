@@ -173,36 +173,61 @@ impl Store {
         let mut record_bytes = 0u64;
         let mut header_bytes = 0u64;
         let started = std::time::Instant::now();
-        for seg in journal.segments().to_vec() {
-            let mut scan = SegmentScan::open(&journal_dir, seg.id)?;
-            loop {
-                match scan.next_frame() {
-                    Ok(Some((loc, payload))) => {
-                        let (header, start) = frame::decode_header(&payload)?;
-                        let n = header.len() as u64;
-                        accounts
-                            .entry(header.account.clone())
-                            .or_default()
-                            .add_frame(loc, loc.offset + start as u64, &header);
-                        next_seq = next_seq.max(header.first_seq + n);
-                        events += n;
-                        header_bytes += start as u64 + FRAMING;
-                        record_bytes += (payload.len() - start) as u64;
-                    }
-                    Ok(None) => break,
-                    Err(end) => {
-                        // Only the newest segment can have a torn tail, and Journal::open cut
-                        // it; anything here is damage to a sealed segment.
-                        tracing::error!(
-                            segment = seg.id,
-                            ?end,
-                            "journal segment is damaged; events after this point in it are not readable"
-                        );
-                        break;
+        // Reading and decoding frames runs on its own thread, building the index on this one.
+        let segments = journal.segments().to_vec();
+        std::thread::scope(|scope| -> Result<()> {
+            let (tx, rx) =
+                mpsc::sync_channel::<Result<(FrameLoc, usize, usize, frame::FrameHeader)>>(256);
+            let journal_dir = &journal_dir;
+            scope.spawn(move || {
+                for seg in segments {
+                    let mut scan = match SegmentScan::open(journal_dir, seg.id) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.into()));
+                            return;
+                        }
+                    };
+                    loop {
+                        match scan.next_frame() {
+                            Ok(Some((loc, payload))) => {
+                                let decoded = frame::decode_header(&payload)
+                                    .map(|(header, start)| (loc, start, payload.len(), header));
+                                let failed = decoded.is_err();
+                                if tx.send(decoded).is_err() || failed {
+                                    return;
+                                }
+                            }
+                            Ok(None) => break,
+                            Err(end) => {
+                                // Only the newest segment can have a torn tail, and
+                                // Journal::open cut it; anything here is damage to a sealed
+                                // segment.
+                                tracing::error!(
+                                    segment = seg.id,
+                                    ?end,
+                                    "journal segment is damaged; events after this point in it are not readable"
+                                );
+                                break;
+                            }
+                        }
                     }
                 }
+            });
+            for item in rx {
+                let (loc, start, len, header) = item?;
+                let n = header.len() as u64;
+                accounts
+                    .entry(header.account.clone())
+                    .or_default()
+                    .add_frame(loc, loc.offset + start as u64, &header);
+                next_seq = next_seq.max(header.first_seq + n);
+                events += n;
+                header_bytes += start as u64 + FRAMING;
+                record_bytes += (len - start) as u64;
             }
-        }
+            Ok(())
+        })?;
         if events > 0 {
             tracing::info!(
                 events,

@@ -421,3 +421,45 @@ fn over_capacity_batches_are_refused_never_dropped() {
     }
     assert_eq!(stored, accepted, "stored = accepted");
 }
+
+#[test]
+fn event_ids_whose_hashes_collide_are_both_kept_and_found() {
+    // The index keys eventIDs by 32 bits of their hash; find two IDs that share them.
+    let mut seen = std::collections::HashMap::new();
+    let (a, b) = (0u64..)
+        .find_map(|i| {
+            let id = format!("collide-{i}");
+            let short = cairn_store::id_hash(&id) >> 32;
+            seen.insert(short, id.clone()).map(|other| (other, id))
+        })
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = open(tmp.path());
+    for id in [&a, &b] {
+        let raw = format!(
+            r#"{{"eventID":"{id}","eventName":"X","eventSource":"s","eventTime":"2024-01-01T00:00:00Z"}}"#
+        );
+        let rec = cairn_event::normalise(raw.as_bytes(), ACCOUNTS[0], 0).unwrap();
+        assert_eq!(
+            store.append_blocking(ACCOUNTS[0], vec![rec]).unwrap(),
+            [Outcome::Stored]
+        );
+    }
+    for round in 0..2 {
+        for id in [&a, &b] {
+            let page = store
+                .lookup(&Query {
+                    account: ACCOUNTS[0].into(),
+                    event_ids: vec![id.clone()],
+                    limit: 50,
+                    ..Query::default()
+                })
+                .unwrap();
+            assert_eq!(page.events.len(), 1, "{id} (round {round})");
+            let v: serde_json::Value = serde_json::from_slice(&page.events[0].record).unwrap();
+            assert_eq!(v["eventID"], id.as_str());
+        }
+        drop(store);
+        store = open(tmp.path());
+    }
+}
