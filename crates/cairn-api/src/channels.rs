@@ -210,13 +210,18 @@ impl Channels {
         }))
     }
 
-    pub fn get(&self, caller: &Caller, input: &Input) -> Result<Value, ApiError> {
-        let c = self.resolve(
+    /// The channel a `cloudtrail` request names in its `Channel` member.
+    fn named(&self, caller: &Caller, input: &Input) -> Result<Channel, ApiError> {
+        self.resolve(
             &caller.account_id,
             input.req_str("Channel")?,
             "ChannelARNInvalidException",
             "ChannelNotFoundException",
-        )?;
+        )
+    }
+
+    pub fn get(&self, caller: &Caller, input: &Input) -> Result<Value, ApiError> {
+        let c = self.named(caller, input)?;
         Ok(json!({
             "ChannelArn": c.arn,
             "Name": c.name,
@@ -254,12 +259,7 @@ impl Channels {
     }
 
     pub fn delete(&self, caller: &Caller, input: &Input) -> Result<Value, ApiError> {
-        let c = self.resolve(
-            &caller.account_id,
-            input.req_str("Channel")?,
-            "ChannelARNInvalidException",
-            "ChannelNotFoundException",
-        )?;
+        let c = self.named(caller, input)?;
         self.list.write().retain(|x| x.arn != c.arn);
         self.save()?;
         Ok(json!({}))

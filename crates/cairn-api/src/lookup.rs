@@ -10,7 +10,8 @@ use cairn_store::{Attr, Key, Query, Store};
 use crate::error::ApiError;
 use crate::input::Input;
 
-const KEYS: [&str; 8] = [
+/// LookupEvents' attribute keys.
+pub const KEYS: [&str; 8] = [
     "EventId",
     "EventName",
     "ReadOnly",

@@ -8,7 +8,7 @@
 //! Verification is split in two steps because the secret is only known once the access
 //! key id has been read from the request:
 //!
-//! ```ignore
+//! ```text
 //! let req = SignedRequest::from_parts(&parts, &body);
 //! let claim = sigv4::parse_claim(&req)?;                 // no secret needed yet
 //! let secret = keys.get(&claim.access_key_id).ok_or(AuthError::UnknownAccessKey)?;

@@ -117,6 +117,32 @@ fn open(dir: &std::path::Path) -> Store {
     .unwrap()
 }
 
+/// Every event a query finds, paging to the end: (eventID, record), in the order returned.
+fn page_all(store: &Store, mut q: Query) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    loop {
+        let page = store.lookup(&q).unwrap();
+        assert!(page.events.len() <= q.limit);
+        for f in page.events {
+            let v: serde_json::Value = serde_json::from_slice(&f.record).unwrap();
+            out.push((v["eventID"].as_str().unwrap().to_owned(), f.record));
+        }
+        match page.next {
+            Some(k) => q.after = Some(k),
+            None => return out,
+        }
+    }
+}
+
+/// All of the first account's API activity, 50 a page.
+fn everything() -> Query {
+    Query {
+        account: ACCOUNTS[0].into(),
+        limit: 50,
+        ..Query::default()
+    }
+}
+
 fn run(ops: Vec<Op>) {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = open(tmp.path());
@@ -185,7 +211,7 @@ fn run(ops: Vec<Op>) {
                         n.iter().map(|i| NAMES[*i].to_owned()).collect(),
                     ));
                 }
-                let mut q = Query {
+                let q = Query {
                     account: ACCOUNTS[account].to_owned(),
                     filters,
                     event_ids: event_id
@@ -197,19 +223,7 @@ fn run(ops: Vec<Op>) {
                     limit,
                     after: None,
                 };
-                let mut got = Vec::new();
-                loop {
-                    let page = store.lookup(&q).unwrap();
-                    assert!(page.events.len() <= limit);
-                    for f in &page.events {
-                        let v: serde_json::Value = serde_json::from_slice(&f.record).unwrap();
-                        got.push(v["eventID"].as_str().unwrap().to_owned());
-                    }
-                    match page.next {
-                        Some(k) => q.after = Some(k),
-                        None => break,
-                    }
-                }
+                let got: Vec<String> = page_all(&store, q).into_iter().map(|(id, _)| id).collect();
                 assert_eq!(got, expected);
             }
         }
@@ -312,23 +326,8 @@ fn records_read_back_verbatim_across_dictionaries_and_restarts() {
     );
     drop(store);
     let store = open(tmp.path());
-    let mut q = Query {
-        account: ACCOUNTS[0].into(),
-        limit: 50,
-        ..Query::default()
-    };
-    let mut got = std::collections::HashMap::new();
-    loop {
-        let page = store.lookup(&q).unwrap();
-        for f in &page.events {
-            let v: serde_json::Value = serde_json::from_slice(&f.record).unwrap();
-            got.insert(v["eventID"].as_str().unwrap().to_owned(), f.record.clone());
-        }
-        match page.next {
-            Some(k) => q.after = Some(k),
-            None => break,
-        }
-    }
+    let got: std::collections::HashMap<String, Vec<u8>> =
+        page_all(&store, everything()).into_iter().collect();
     assert_eq!(got.len(), all.len());
     for (i, raw) in all.iter().enumerate() {
         let stored = &got[&format!("r-{i}")];
@@ -402,23 +401,10 @@ fn over_capacity_batches_are_refused_never_dropped() {
         8 * 40 * 5,
         "accepted + refused = sent"
     );
-    let mut stored = HashSet::new();
-    let mut q = Query {
-        account: ACCOUNTS[0].into(),
-        limit: 50,
-        ..Query::default()
-    };
-    loop {
-        let page = store.lookup(&q).unwrap();
-        for f in &page.events {
-            let v: serde_json::Value = serde_json::from_slice(&f.record).unwrap();
-            stored.insert(v["eventID"].as_str().unwrap().to_owned());
-        }
-        match page.next {
-            Some(k) => q.after = Some(k),
-            None => break,
-        }
-    }
+    let stored: HashSet<String> = page_all(&store, everything())
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
     assert_eq!(stored, accepted, "stored = accepted");
 }
 

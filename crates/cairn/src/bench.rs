@@ -257,17 +257,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-const ATTRS: [&str; 9] = [
-    "EventId",
-    "EventName",
-    "ReadOnly",
-    "Username",
-    "ResourceType",
-    "ResourceName",
-    "EventSource",
-    "AccessKeyId",
-    "(none)",
-];
+/// Every LookupEvents attribute key, and no filter at all.
+fn attrs() -> impl Iterator<Item = &'static str> {
+    cairn_api::lookup::KEYS.into_iter().chain(["(none)"])
+}
 
 /// Lookup values that exist in the data, so each lookup finds something.
 fn probe(attr: &str, plan: &Plan, rng: &mut StdRng) -> String {
@@ -392,7 +385,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let client = Client::with_credentials(&client_args, KEY, SECRET)?;
     let mut rng = StdRng::seed_from_u64(7);
     let mut http_lat: Vec<Vec<Duration>> = Vec::new();
-    for attr in ATTRS {
+    for attr in attrs() {
         let mut lat = Vec::with_capacity(args.lookups);
         for _ in 0..args.lookups {
             let input = if attr == "(none)" {
@@ -447,7 +440,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "LookupEvents", "store p50 ms", "store p99 ms", "HTTP p50 ms", "HTTP p99 ms"
     );
     let mut rng = StdRng::seed_from_u64(7);
-    for (n, attr) in ATTRS.iter().enumerate() {
+    for (n, attr) in attrs().enumerate() {
         let mut lat = Vec::with_capacity(args.lookups);
         for _ in 0..args.lookups {
             let mut q = Query {
@@ -455,7 +448,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 limit: 50,
                 ..Query::default()
             };
-            if *attr != "(none)" {
+            if attr != "(none)" {
                 let v = probe(attr, &plan, &mut rng);
                 match Attr::from_lookup_key(attr) {
                     Some(a) => q.filters.push((a, vec![v])),
