@@ -62,7 +62,11 @@ async fn store_batch(
     if records.is_empty() {
         return Ok(Vec::new());
     }
-    let rx = store.submit(account, records)?;
+    // Submitting compresses the records: CPU work, kept off the async workers.
+    let (store, account) = (store.clone(), account.to_owned());
+    let rx = tokio::task::spawn_blocking(move || store.submit(&account, records))
+        .await
+        .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??;
     match rx.await {
         Ok(r) => Ok(r?),
         Err(_) => Err(ApiError::internal("the store stopped before answering")),

@@ -257,6 +257,7 @@ impl Store {
                     shared: writer_shared,
                     next_seq,
                     retention_ms: opts.retention_ms,
+                    maintenance_runs: 0,
                 }
                 .run(rx)
             })
@@ -451,6 +452,7 @@ struct Writer {
     shared: Arc<Shared>,
     next_seq: u64,
     retention_ms: Option<i64>,
+    maintenance_runs: u64,
 }
 
 /// Bytes the journal adds around each frame (magic, length, checksum).
@@ -655,9 +657,13 @@ impl Writer {
                 Err(e) => tracing::error!(error = %e, "retention failed"),
             }
         }
-        self.shared
-            .journal_bytes
-            .store(self.journal.disk_bytes(), Ordering::Relaxed);
+        // Sizing the journal stats every segment file: not every second.
+        self.maintenance_runs += 1;
+        if self.maintenance_runs % 30 == 1 {
+            self.shared
+                .journal_bytes
+                .store(self.journal.disk_bytes(), Ordering::Relaxed);
+        }
         self.shared
             .segments
             .store(self.journal.segments().len() as u64, Ordering::Relaxed);
