@@ -179,6 +179,20 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     })
 }
 
+/// Reads the body and checks the request's signature over it.
+async fn signed(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<(Caller, Bytes), ApiError> {
+    let body = read_body(body, limit).await?;
+    let caller = authenticate(state, method, uri, headers, &body)?;
+    Ok((caller, body))
+}
+
 /// The largest body of a CloudTrail API call.
 const MAX_API_BODY: usize = 1 << 20;
 
@@ -190,8 +204,7 @@ async fn cloudtrail(
     body: Body,
 ) -> Response {
     let result = async {
-        let body = read_body(body, MAX_API_BODY).await?;
-        let caller = authenticate(&state, &method, &uri, &headers, &body)?;
+        let (caller, body) = signed(&state, &method, &uri, &headers, body, MAX_API_BODY).await?;
         let target = headers
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
@@ -258,8 +271,8 @@ async fn put_audit_events(
 ) -> Response {
     let result = async {
         // A little over the 1 MB limit, so that the limit itself answers ValidationException.
-        let body = read_body(body, ingest::MAX_PUT_AUDIT_BODY + 64 * 1024).await?;
-        let caller = authenticate(&state, &method, &uri, &headers, &body)?;
+        let limit = ingest::MAX_PUT_AUDIT_BODY + 64 * 1024;
+        let (caller, body) = signed(&state, &method, &uri, &headers, body, limit).await?;
         let channel_ref = query_param(&uri, "channelArn").ok_or_else(|| {
             ApiError::bad(
                 "InvalidChannelARN",
@@ -298,8 +311,8 @@ async fn native_ingest(
     body: Body,
 ) -> Response {
     let result = async {
-        let body = read_body(body, ingest::MAX_NATIVE_BODY).await?;
-        let caller = authenticate(&state, &method, &uri, &headers, &body)?;
+        let limit = ingest::MAX_NATIVE_BODY;
+        let (caller, body) = signed(&state, &method, &uri, &headers, body, limit).await?;
         let gzip = headers
             .get("content-encoding")
             .and_then(|v| v.to_str().ok())
