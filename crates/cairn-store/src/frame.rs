@@ -82,17 +82,9 @@ pub fn attributes(meta: &EventMeta) -> Vec<(Attr, &str)> {
     attrs
 }
 
-/// The values of one attribute for every record of a frame.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttrColumn {
-    pub attr: Attr,
-    /// How many values each record has.
-    pub counts: Vec<u8>,
-    /// Indexes into the frame's string table, record after record.
-    pub values: Vec<u32>,
-}
-
-/// A frame header, stored column by column so that it compresses well.
+/// A frame header: per record, its eventID hash, event time, category and compressed length,
+/// column by column so that it compresses well. The lookup attributes are not repeated here:
+/// a restart reads them from the records themselves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameHeader {
     pub version: u8,
@@ -108,8 +100,6 @@ pub struct FrameHeader {
     pub categories: Vec<Category>,
     /// Compressed length of each record.
     pub lens: Vec<u32>,
-    pub strings: Vec<String>,
-    pub columns: Vec<AttrColumn>,
 }
 
 /// One record of a frame, as the index sees it.
@@ -130,53 +120,25 @@ impl FrameHeader {
         dict: u32,
         records: &[(&EventMeta, u64, u32)],
     ) -> FrameHeader {
-        let n = records.len();
-        let mut strings: Vec<String> = Vec::new();
-        let mut ids: hashbrown::HashMap<&str, u32> = hashbrown::HashMap::new();
-        let mut columns: Vec<AttrColumn> = Vec::new();
         let mut prev_time = 0i64;
         let mut h = FrameHeader {
-            version: 3,
+            version: 4,
             account: account.to_owned(),
             stored_ms,
             first_seq,
             dict,
-            hashes: Vec::with_capacity(n),
-            time_deltas: Vec::with_capacity(n),
-            categories: Vec::with_capacity(n),
-            lens: Vec::with_capacity(n),
-            strings: Vec::new(),
-            columns: Vec::new(),
+            hashes: Vec::with_capacity(records.len()),
+            time_deltas: Vec::with_capacity(records.len()),
+            categories: Vec::with_capacity(records.len()),
+            lens: Vec::with_capacity(records.len()),
         };
-        for (i, (meta, hash, len)) in records.iter().enumerate() {
+        for (meta, hash, len) in records {
             h.hashes.push(hash.to_le_bytes());
             h.time_deltas.push(meta.time_ms.wrapping_sub(prev_time));
             prev_time = meta.time_ms;
             h.categories.push(meta.category);
             h.lens.push(*len);
-            for (a, v) in attributes(meta) {
-                let id = *ids.entry(v).or_insert_with(|| {
-                    strings.push(v.to_owned());
-                    (strings.len() - 1) as u32
-                });
-                let col = match columns.iter().position(|c| c.attr == a) {
-                    Some(c) => c,
-                    None => {
-                        columns.push(AttrColumn {
-                            attr: a,
-                            counts: vec![0; n],
-                            values: Vec::new(),
-                        });
-                        columns.len() - 1
-                    }
-                };
-                let col = &mut columns[col];
-                col.counts[i] = col.counts[i].saturating_add(1);
-                col.values.push(id);
-            }
         }
-        h.strings = strings;
-        h.columns = columns;
         h
     }
 
@@ -184,43 +146,30 @@ impl FrameHeader {
         self.hashes.len()
     }
 
-    /// The records as the index sees them; values that do not resolve are skipped.
-    pub fn entries(&self) -> Vec<Entry<'_>> {
-        let n = self.len();
-        let mut out: Vec<Entry> = Vec::with_capacity(n);
+    /// The records as the index sees them, with the attributes of their metadata (a record
+    /// whose metadata is missing is indexed by time and eventID only).
+    pub fn entries<'a>(&self, metas: &'a [Option<EventMeta>]) -> Vec<Entry<'a>> {
         let mut time = 0i64;
-        for i in 0..n {
-            time = time.wrapping_add(self.time_deltas.get(i).copied().unwrap_or(0));
-            out.push(Entry {
-                id_hash: u64::from_le_bytes(self.hashes[i]),
-                time_ms: time,
-                category: self.categories.get(i).copied().unwrap_or(Category::Other),
-                attrs: Vec::new(),
-            });
-        }
-        for col in &self.columns {
-            let mut values = col.values.iter();
-            for (i, count) in col.counts.iter().enumerate().take(n) {
-                for _ in 0..*count {
-                    if let Some(s) = values.next().and_then(|v| self.strings.get(*v as usize)) {
-                        out[i].attrs.push((col.attr, s.as_str()));
-                    }
+        (0..self.len())
+            .map(|i| {
+                time = time.wrapping_add(self.time_deltas[i]);
+                Entry {
+                    id_hash: u64::from_le_bytes(self.hashes[i]),
+                    time_ms: time,
+                    category: self.categories[i],
+                    attrs: metas
+                        .get(i)
+                        .and_then(Option::as_ref)
+                        .map(attributes)
+                        .unwrap_or_default(),
                 }
-            }
-        }
-        out
+            })
+            .collect()
     }
 
     fn check(&self) -> Result<(), StoreError> {
         let n = self.len();
-        let consistent = self.time_deltas.len() == n
-            && self.categories.len() == n
-            && self.lens.len() == n
-            && self.columns.iter().all(|c| {
-                c.counts.len() == n
-                    && c.counts.iter().map(|x| *x as usize).sum::<usize>() == c.values.len()
-            });
-        if consistent {
+        if self.time_deltas.len() == n && self.categories.len() == n && self.lens.len() == n {
             Ok(())
         } else {
             Err(StoreError::Decode("frame header columns disagree".into()))
@@ -292,15 +241,17 @@ mod tests {
         assert_eq!(back, header);
         assert_eq!(start, start2);
         assert_eq!(&payload[start..], b"abcde");
-        let entries = back.entries();
+        let metas = [Some(n.meta.clone()), None];
+        let entries = back.entries(&metas);
         assert_eq!(entries[1].time_ms, n.meta.time_ms);
         assert_eq!(entries[1].id_hash, 43);
+        assert!(entries[1].attrs.is_empty());
         assert!(
             entries[0]
                 .attrs
                 .contains(&(Attr::ResourceArn, "arn:aws:s3:::b/k"))
         );
-        // The name derived from the ARN is not stored twice.
+        // The name derived from the ARN is not listed twice.
         assert!(
             !entries[0]
                 .attrs

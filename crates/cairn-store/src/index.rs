@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 
 use hashbrown::HashMap;
 
-use cairn_event::Category;
+use cairn_event::{Category, EventMeta};
 use cairn_journal::FrameLoc;
 
 use crate::frame::{Attr, FrameHeader};
@@ -341,7 +341,13 @@ impl AccountIndex {
     }
 
     /// Adds one frame's events. `records_start` is the file offset of its first record.
-    pub fn add_frame(&mut self, loc: FrameLoc, records_start: u64, header: &FrameHeader) {
+    pub fn add_frame(
+        &mut self,
+        loc: FrameLoc,
+        records_start: u64,
+        header: &FrameHeader,
+        metas: &[Option<EventMeta>],
+    ) {
         let frame = self.table.frame_base + self.table.frames.len() as u32;
         let mut end = 0u32;
         let ends: Box<[u32]> = header
@@ -359,7 +365,7 @@ impl AccountIndex {
             dict: header.dict,
             ends,
         });
-        for (rec, e) in header.entries().into_iter().enumerate() {
+        for (rec, e) in header.entries(metas).into_iter().enumerate() {
             let slot = self.table.next_slot();
             self.table.slots.push_back(Slot {
                 time_ms: e.time_ms,

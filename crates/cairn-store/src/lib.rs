@@ -176,9 +176,9 @@ impl Store {
         // Reading and decoding frames runs on its own thread, building the index on this one.
         let segments = journal.segments().to_vec();
         std::thread::scope(|scope| -> Result<()> {
-            let (tx, rx) =
-                mpsc::sync_channel::<Result<(FrameLoc, usize, usize, frame::FrameHeader)>>(256);
+            let (tx, rx) = mpsc::sync_channel::<Result<Replayed>>(256);
             let journal_dir = &journal_dir;
+            let dicts = dicts.clone();
             scope.spawn(move || {
                 for seg in segments {
                     let mut scan = match SegmentScan::open(journal_dir, seg.id) {
@@ -191,8 +191,10 @@ impl Store {
                     loop {
                         match scan.next_frame() {
                             Ok(Some((loc, payload))) => {
-                                let decoded = frame::decode_header(&payload)
-                                    .map(|(header, start)| (loc, start, payload.len(), header));
+                                let decoded = frame::decode_header(&payload).map(|(header, start)| {
+                                    let metas = replay_metas(&dicts, &header, &payload[start..]);
+                                    (loc, start, payload.len(), header, metas)
+                                });
                                 let failed = decoded.is_err();
                                 if tx.send(decoded).is_err() || failed {
                                     return;
@@ -215,12 +217,12 @@ impl Store {
                 }
             });
             for item in rx {
-                let (loc, start, len, header) = item?;
+                let (loc, start, len, header, metas) = item?;
                 let n = header.len() as u64;
                 accounts
                     .entry(header.account.clone())
                     .or_default()
-                    .add_frame(loc, loc.offset + start as u64, &header);
+                    .add_frame(loc, loc.offset + start as u64, &header, &metas);
                 next_seq = next_seq.max(header.first_seq + n);
                 events += n;
                 header_bytes += start as u64 + FRAMING;
@@ -426,6 +428,54 @@ impl Drop for Store {
     }
 }
 
+/// A frame written by a group commit, to publish to the index once it is durable.
+struct Written {
+    account: String,
+    loc: FrameLoc,
+    records_start: u64,
+    header: frame::FrameHeader,
+    metas: Vec<Option<EventMeta>>,
+}
+
+/// A frame read back on start: where it is, where its records start, its length, its header
+/// and the metadata of each record.
+type Replayed = (
+    FrameLoc,
+    usize,
+    usize,
+    frame::FrameHeader,
+    Vec<Option<EventMeta>>,
+);
+
+/// The lookup attributes of a frame's records, read back from the records themselves.
+fn replay_metas(
+    dicts: &Dicts,
+    header: &frame::FrameHeader,
+    records: &[u8],
+) -> Vec<Option<EventMeta>> {
+    let mut at = 0usize;
+    header
+        .lens
+        .iter()
+        .map(|len| {
+            let end = at + *len as usize;
+            let bytes = records.get(at..end);
+            at = end;
+            let meta = bytes
+                .ok_or_else(|| "record outside its frame".to_owned())
+                .and_then(|b| dicts.decompress(header.dict, b).map_err(|e| e.to_string()))
+                .and_then(|r| cairn_event::lookup_view(&r).map_err(|e| e.to_string()));
+            match meta {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::error!(error = %e, "a stored record cannot be read back; it stays findable by eventID and time only");
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
 impl Shared {
     fn read(&self, loc: &RecordLoc) -> Result<Vec<u8>> {
         let data = self
@@ -511,7 +561,7 @@ impl Writer {
         }
         // Decide duplicates and write one frame per batch.
         let mut pending: hashbrown::HashMap<(String, u64), Vec<String>> = hashbrown::HashMap::new();
-        let mut written: Vec<(String, FrameLoc, u64, frame::FrameHeader)> = Vec::new();
+        let mut written: Vec<Written> = Vec::new();
         let mut outcomes: Vec<Vec<Outcome>> = Vec::with_capacity(jobs.len());
         let mut error: Option<String> = None;
         for job in &mut jobs {
@@ -548,7 +598,8 @@ impl Writer {
                 job.dict,
                 &metas,
             );
-            let datas: Vec<Vec<u8>> = keep.into_iter().map(|r| r.data).collect();
+            let (metas, datas): (Vec<Option<EventMeta>>, Vec<Vec<u8>>) =
+                keep.into_iter().map(|r| (Some(r.meta), r.data)).unzip();
             let result = frame::encode(&header, &datas).and_then(|(payload, start)| {
                 let loc = self.journal.append(&payload)?;
                 Ok((loc, start))
@@ -562,7 +613,13 @@ impl Writer {
                     self.shared
                         .record_bytes
                         .fetch_add(u64::from(loc.len) - start as u64, Ordering::Relaxed);
-                    written.push((job.account.clone(), loc, loc.offset + start as u64, header));
+                    written.push(Written {
+                        account: job.account.clone(),
+                        loc,
+                        records_start: loc.offset + start as u64,
+                        header,
+                        metas,
+                    });
                 }
                 Err(e) => error = Some(e.to_string()),
             }
@@ -583,12 +640,14 @@ impl Writer {
         {
             let mut index = self.shared.index.write();
             let mut added = 0u64;
-            for (account, loc, records_start, header) in &written {
-                index
-                    .entry(account.clone())
-                    .or_default()
-                    .add_frame(*loc, *records_start, header);
-                added += header.len() as u64;
+            for w in &written {
+                index.entry(w.account.clone()).or_default().add_frame(
+                    w.loc,
+                    w.records_start,
+                    &w.header,
+                    &w.metas,
+                );
+                added += w.header.len() as u64;
             }
             self.shared.events.fetch_add(added, Ordering::Relaxed);
         }

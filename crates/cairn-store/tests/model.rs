@@ -305,7 +305,7 @@ fn records_read_back_verbatim_across_dictionaries_and_restarts() {
     };
     let mut all = Vec::new();
     // Enough records for the first dictionary to be trained mid-way.
-    for chunk in 0..120 {
+    for chunk in 0..240 {
         let batch: Vec<Vec<u8>> = (chunk * 50..chunk * 50 + 50).map(make).collect();
         let recs = batch
             .iter()
@@ -313,7 +313,7 @@ fn records_read_back_verbatim_across_dictionaries_and_restarts() {
             .collect();
         store.append_blocking(ACCOUNTS[0], recs).unwrap();
         all.extend(batch);
-        if chunk == 90 {
+        if chunk == 180 {
             // Give the background training a moment, then restart.
             std::thread::sleep(std::time::Duration::from_millis(1500));
             drop(store);
