@@ -26,7 +26,7 @@ const LEVEL: i32 = 3;
 const DICT_BYTES: usize = 256 * 1024;
 const FIRST_SAMPLES: usize = 8_000;
 const LATER_SAMPLES: usize = 16_000;
-const LATER_EVERY: u64 = 64;
+const LATER_EVERY: u64 = 16;
 const MAX_DICTS: u32 = 8;
 const MAX_SAMPLE_BYTES: usize = 32 << 20;
 

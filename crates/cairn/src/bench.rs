@@ -424,7 +424,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let stats = store.stats();
     let per = |b: u64| b as f64 / stats.events.max(1) as f64;
     println!(
-        "stored: {} events, {} bytes on disk = {:.0} bytes/event (records {:.0}, frame headers with the lookup attributes {:.0}, dictionaries {:.1})",
+        "stored: {} events, {} bytes on disk = {:.0} bytes/event (records {:.0}, frame headers {:.0}, dictionaries {:.1})",
         stats.events,
         disk,
         per(disk),
