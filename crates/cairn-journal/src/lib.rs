@@ -182,7 +182,6 @@ fn parse_frame_header(h: &[u8; FRAME_HEADER as usize]) -> (u32, u32, u32) {
 
 /// Scans one segment file frame by frame.
 pub struct SegmentScan {
-    path: PathBuf,
     file: io::BufReader<File>,
     pub info: SegmentInfo,
     offset: u64,
@@ -221,7 +220,6 @@ impl SegmentScan {
         }
         let created_ms = i64::from_le_bytes(header[8..16].try_into().unwrap_or([0; 8]));
         Ok(SegmentScan {
-            path,
             file: io::BufReader::with_capacity(1 << 20, file),
             info: SegmentInfo { id, created_ms },
             offset: SEGMENT_HEADER,
@@ -269,10 +267,6 @@ impl SegmentScan {
             },
             payload,
         )))
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 

@@ -13,7 +13,7 @@ mod frame;
 mod index;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -135,11 +135,6 @@ struct Job {
     reply: tokio::sync::oneshot::Sender<Result<Vec<Outcome>>>,
 }
 
-enum Msg {
-    Write(Job),
-    Sync(tokio::sync::oneshot::Sender<()>),
-}
-
 struct Shared {
     index: RwLock<HashMap<String, AccountIndex>>,
     reader: cairn_journal::Reader,
@@ -155,9 +150,8 @@ struct Shared {
 /// The event store. Cheap to share behind an `Arc`.
 pub struct Store {
     shared: Arc<Shared>,
-    tx: Option<SyncSender<Msg>>,
+    tx: Option<SyncSender<Job>>,
     writer: Option<JoinHandle<()>>,
-    dir: PathBuf,
 }
 
 impl Store {
@@ -268,12 +262,7 @@ impl Store {
             shared,
             tx: Some(tx),
             writer: Some(writer),
-            dir: dir.to_owned(),
         })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// Queues a batch for durable storage. The returned receiver resolves once the batch is
@@ -306,12 +295,12 @@ impl Store {
             .collect();
         let (reply, rx) = tokio::sync::oneshot::channel();
         let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
-        match tx.try_send(Msg::Write(Job {
+        match tx.try_send(Job {
             account: account.to_owned(),
             dict,
             records,
             reply,
-        })) {
+        }) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(StoreError::Throttled),
             Err(TrySendError::Disconnected(_)) => Err(StoreError::Closed),
@@ -322,14 +311,6 @@ impl Store {
     pub fn append_blocking(&self, account: &str, records: Vec<Normalised>) -> Result<Vec<Outcome>> {
         let rx = self.submit(account, records)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
-    }
-
-    /// Waits until everything queued before this call has been processed.
-    pub fn barrier_blocking(&self) -> Result<()> {
-        let (done, rx) = tokio::sync::oneshot::channel();
-        let tx = self.tx.as_ref().ok_or(StoreError::Closed)?;
-        tx.send(Msg::Sync(done)).map_err(|_| StoreError::Closed)?;
-        rx.blocking_recv().map_err(|_| StoreError::Closed)
     }
 
     /// Looks events up, newest first.
@@ -512,7 +493,7 @@ const FRAMING: u64 = 12;
 const GROUP_MAX_BATCHES: usize = 256;
 
 impl Writer {
-    fn run(mut self, rx: Receiver<Msg>) {
+    fn run(mut self, rx: Receiver<Job>) {
         let mut last_maintenance = std::time::Instant::now();
         loop {
             let first = match rx.recv_timeout(Duration::from_secs(1)) {
@@ -546,15 +527,7 @@ impl Writer {
         }
     }
 
-    fn commit(&mut self, group: Vec<Msg>) {
-        let mut jobs = Vec::new();
-        let mut barriers = Vec::new();
-        for m in group {
-            match m {
-                Msg::Write(j) => jobs.push(j),
-                Msg::Sync(done) => barriers.push(done),
-            }
-        }
+    fn commit(&mut self, mut jobs: Vec<Job>) {
         if self.shared.failed.load(Ordering::Acquire) {
             self.fail_all(jobs, "an earlier storage failure");
             return;
@@ -653,9 +626,6 @@ impl Writer {
         }
         for (job, out) in jobs.into_iter().zip(outcomes) {
             let _ = job.reply.send(Ok(out));
-        }
-        for b in barriers {
-            let _ = b.send(());
         }
         if let Err(e) = self.journal.maybe_rotate(cairn_event::now_ms()) {
             tracing::error!(error = %e, "journal rotation failed");
