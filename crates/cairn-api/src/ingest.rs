@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use cairn_event::{
     Normalised, RecordError, format_event_time, normalise, now_ms, parse_event_time,
 };
-use cairn_store::{Outcome, Store};
+use cairn_store::{Outcome, Store, StoreError};
 
 use crate::channels::Channel;
 use crate::error::ApiError;
@@ -54,29 +54,44 @@ pub fn inflate(body: &[u8], gzip_header: bool) -> Result<std::borrow::Cow<'_, [u
     Ok(std::borrow::Cow::Owned(out))
 }
 
-async fn store_batch(
-    store: &Arc<Store>,
-    account: &str,
-    records: Vec<Normalised>,
-) -> Result<Vec<Outcome>, ApiError> {
+/// Hands records to the store. Submitting compresses them (CPU work), so call it from the
+/// blocking pool; `None` when there is nothing to store.
+fn submit(store: &Store, account: &str, records: Vec<Normalised>) -> Result<Pending, ApiError> {
     if records.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    // Submitting compresses the records: CPU work, kept off the async workers.
-    let (store, account) = (store.clone(), account.to_owned());
-    let rx = tokio::task::spawn_blocking(move || store.submit(&account, records))
-        .await
-        .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??;
+    Ok(Some(store.submit(account, records)?))
+}
+
+type Pending = Option<tokio::sync::oneshot::Receiver<Result<Vec<Outcome>, StoreError>>>;
+
+/// Waits until submitted records are durable.
+async fn durable(pending: Pending) -> Result<Vec<Outcome>, ApiError> {
+    let Some(rx) = pending else {
+        return Ok(Vec::new());
+    };
     match rx.await {
         Ok(r) => Ok(r?),
         Err(_) => Err(ApiError::internal("the store stopped before answering")),
     }
 }
 
+async fn store_batch(
+    store: &Arc<Store>,
+    account: &str,
+    records: Vec<Normalised>,
+) -> Result<Vec<Outcome>, ApiError> {
+    let (store, account) = (store.clone(), account.to_owned());
+    let pending = tokio::task::spawn_blocking(move || submit(&store, &account, records))
+        .await
+        .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??;
+    durable(pending).await
+}
+
 /// The native route: a JSON array of records, NDJSON, one record, or a log file.
 pub async fn native(store: Arc<Store>, account: String, body: Vec<u8>) -> Result<Value, ApiError> {
-    let acct = account.clone();
-    let (normalised, results) = tokio::task::spawn_blocking(move || {
+    // Splitting, validating, normalising and compressing all run in one blocking task.
+    let (pending, ids, results) = tokio::task::spawn_blocking(move || {
         let parts = cairn_event::split_records(&body).map_err(|e| match e {
             cairn_event::BodyError::Empty => ApiError::bad("ValidationException", e.to_string()),
             cairn_event::BodyError::Malformed(_) => {
@@ -88,7 +103,7 @@ pub async fn native(store: Arc<Store>, account: String, body: Vec<u8>) -> Result
         // For each record: Ok(index into normalised) or Err(reason).
         let mut results: Vec<Result<usize, (String, String)>> = Vec::with_capacity(parts.len());
         for raw in parts {
-            match normalise(raw, &acct, now) {
+            match normalise(raw, &account, now) {
                 Ok(n) => {
                     results.push(Ok(normalised.len()));
                     normalised.push(n);
@@ -96,12 +111,13 @@ pub async fn native(store: Arc<Store>, account: String, body: Vec<u8>) -> Result
                 Err(e) => results.push(Err((e.code().to_owned(), e.to_string()))),
             }
         }
-        Ok::<_, ApiError>((normalised, results))
+        let ids: Vec<String> = normalised.iter().map(|n| n.meta.event_id.clone()).collect();
+        let pending = submit(&store, &account, normalised)?;
+        Ok::<_, ApiError>((pending, ids, results))
     })
     .await
     .map_err(|e| ApiError::internal(format!("ingest task failed: {e}")))??;
-    let ids: Vec<String> = normalised.iter().map(|n| n.meta.event_id.clone()).collect();
-    let outcomes = store_batch(&store, &account, normalised).await?;
+    let outcomes = durable(pending).await?;
     let mut stored = 0;
     let mut duplicates = 0;
     for o in &outcomes {

@@ -475,15 +475,6 @@ impl Journal {
     pub fn active_created_ms(&self) -> i64 {
         self.active.created_ms
     }
-
-    /// Bytes held by all segments.
-    pub fn disk_bytes(&self) -> u64 {
-        self.segments
-            .iter()
-            .filter_map(|s| fs::metadata(segment_path(&self.dir, s.id)).ok())
-            .map(|m| m.len())
-            .sum()
-    }
 }
 
 #[cfg(test)]

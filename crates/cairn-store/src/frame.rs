@@ -1,9 +1,8 @@
 //! The journal frame the store writes: one batch of one account's records.
 //!
 //! Layout: `[u32 header length][zstd(postcard(FrameHeader))][record][record]...`, each record
-//! compressed on its own (see `dict`). The header carries what the index needs (eventID hash,
-//! event time, category, the lookup attribute values through a string table, each record's
-//! compressed length), so a restart rebuilds the index without touching a record.
+//! compressed on its own (see `dict`). The header carries each record's eventID hash, event
+//! time, category and compressed length; the lookup attributes are read from the records.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,21 +11,17 @@ use cairn_event::{Category, EventMeta};
 use crate::StoreError;
 
 /// The attributes the index keeps postings for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Attr {
-    EventName = 0,
-    EventSource = 1,
-    ReadOnly = 2,
-    Username = 3,
-    ResourceType = 4,
-    ResourceName = 5,
-    AccessKeyId = 6,
-    Region = 7,
-    ErrorCode = 8,
-    SourceIp = 9,
-    /// Stored in frames only: an ARN, indexed as the resource names derived from it.
-    ResourceArn = 10,
+    EventName,
+    EventSource,
+    ReadOnly,
+    Username,
+    ResourceType,
+    ResourceName,
+    AccessKeyId,
+    /// An ARN: indexed as the resource names derived from it, never looked up as such.
+    ResourceArn,
 }
 
 impl Attr {
@@ -45,7 +40,7 @@ impl Attr {
     }
 }
 
-/// The attribute values of one record, as stored in a frame.
+/// The attribute values of one record that the index keeps.
 pub fn attributes(meta: &EventMeta) -> Vec<(Attr, &str)> {
     let mut attrs: Vec<(Attr, &str)> = Vec::with_capacity(12);
     fn push<'a>(attrs: &mut Vec<(Attr, &'a str)>, a: Attr, v: Option<&'a str>) {
@@ -62,12 +57,9 @@ pub fn attributes(meta: &EventMeta) -> Vec<(Attr, &str)> {
     );
     push(&mut attrs, Attr::Username, meta.username.as_deref());
     push(&mut attrs, Attr::AccessKeyId, meta.access_key_id.as_deref());
-    push(&mut attrs, Attr::Region, meta.region.as_deref());
-    push(&mut attrs, Attr::ErrorCode, meta.error_code.as_deref());
-    push(&mut attrs, Attr::SourceIp, meta.source_ip.as_deref());
     for r in &meta.resources {
         push(&mut attrs, Attr::ResourceType, r.resource_type.as_deref());
-        // A name derived from an ARN is derived again from the ARN when indexing.
+        // A name derived from an ARN comes with the ARN's names (cached per ARN) when indexing.
         let from_arn = meta
             .resource_arns
             .iter()

@@ -11,7 +11,7 @@
 //! fills up, and runs of similar size are merged. So there are O(log n) runs, inserts cost
 //! O(log n) amortised, and a value seen once costs one small list, not one per time bucket.
 //!
-//! Region, error code and source IP are kept in the frames but not indexed in memory yet.
+//! Region, error code and source IP are in the records but not indexed in memory yet.
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
@@ -382,9 +382,6 @@ impl AccountIndex {
             }
             let mut attrs: Vec<(Attr, u32)> = Vec::with_capacity(e.attrs.len() + 4);
             for (a, v) in &e.attrs {
-                if matches!(a, Attr::Region | Attr::ErrorCode | Attr::SourceIp) {
-                    continue;
-                }
                 if *a == Attr::ResourceArn {
                     for id in self.names_of_arn(v).iter() {
                         if !attrs.contains(&(Attr::ResourceName, *id)) {

@@ -1,6 +1,6 @@
 //! The event history: durable ingest into the journal with group commit, deduplication by
-//! eventID, an in-memory index rebuilt from the journal on start, newest-first lookups with
-//! pruning by hour and by attribute, and retention that drops whole journal segments.
+//! eventID, an in-memory index rebuilt from the journal on start, newest-first lookups through
+//! posting lists per attribute value, and retention that drops whole journal segments.
 //!
 //! Every write goes through one writer thread. It takes all batches waiting in its queue,
 //! drops duplicates, appends one frame per batch, makes them durable with a single fdatasync,
@@ -116,9 +116,6 @@ pub struct Stats {
     pub header_bytes: u64,
     /// Bytes of compression dictionaries.
     pub dictionary_bytes: u64,
-    pub accounts: usize,
-    pub journal_bytes: u64,
-    pub segments: usize,
 }
 
 /// A record ready for the writer: its metadata and its compressed bytes.
@@ -143,8 +140,6 @@ struct Shared {
     events: AtomicU64,
     record_bytes: AtomicU64,
     header_bytes: AtomicU64,
-    journal_bytes: AtomicU64,
-    segments: AtomicU64,
 }
 
 /// The event store. Cheap to share behind an `Arc`.
@@ -240,8 +235,6 @@ impl Store {
             events: AtomicU64::new(events),
             record_bytes: AtomicU64::new(record_bytes),
             header_bytes: AtomicU64::new(header_bytes),
-            journal_bytes: AtomicU64::new(journal.disk_bytes()),
-            segments: AtomicU64::new(journal.segments().len() as u64),
         });
         let (tx, rx) = mpsc::sync_channel(opts.queue_batches);
         let writer_shared = shared.clone();
@@ -253,7 +246,6 @@ impl Store {
                     shared: writer_shared,
                     next_seq,
                     retention_ms: opts.retention_ms,
-                    maintenance_runs: 0,
                 }
                 .run(rx)
             })
@@ -364,16 +356,19 @@ impl Store {
         let mut events = Vec::with_capacity(limit.min(candidates.len()));
         let mut next = None;
         for loc in candidates {
-            let key = loc.key;
-            let record = self.shared.read(&loc)?;
-            if !q.event_ids.is_empty() && !record_has_id(&record, &q.event_ids) {
-                continue; // an eventID hash collision
-            }
+            // A candidate past the page only tells that there is more: it is not read.
             if events.len() == limit {
                 next = events.last().map(|f: &Found| f.key);
                 break;
             }
-            events.push(Found { key, record });
+            let record = self.shared.read(&loc)?;
+            if !q.event_ids.is_empty() && !record_has_id(&record, &q.event_ids) {
+                continue; // an eventID hash collision
+            }
+            events.push(Found {
+                key: loc.key,
+                record,
+            });
         }
         Ok(Page { events, next })
     }
@@ -381,20 +376,13 @@ impl Store {
     pub fn stats(&self) -> Stats {
         Stats {
             events: self.shared.events.load(Ordering::Relaxed),
-            accounts: self.shared.index.read().len(),
             record_bytes: self.shared.record_bytes.load(Ordering::Relaxed),
             header_bytes: self.shared.header_bytes.load(Ordering::Relaxed),
             dictionary_bytes: self.shared.dicts.disk_bytes(),
-            journal_bytes: self.shared.journal_bytes.load(Ordering::Relaxed),
-            segments: self.shared.segments.load(Ordering::Relaxed) as usize,
         }
     }
 
     /// Stops the writer after it has finished what is queued.
-    pub fn close(mut self) {
-        self.shutdown();
-    }
-
     fn shutdown(&mut self) {
         self.tx = None;
         if let Some(w) = self.writer.take() {
@@ -483,7 +471,6 @@ struct Writer {
     shared: Arc<Shared>,
     next_seq: u64,
     retention_ms: Option<i64>,
-    maintenance_runs: u64,
 }
 
 /// Bytes the journal adds around each frame (magic, length, checksum).
@@ -686,15 +673,5 @@ impl Writer {
                 Err(e) => tracing::error!(error = %e, "retention failed"),
             }
         }
-        // Sizing the journal stats every segment file: not every second.
-        self.maintenance_runs += 1;
-        if self.maintenance_runs % 30 == 1 {
-            self.shared
-                .journal_bytes
-                .store(self.journal.disk_bytes(), Ordering::Relaxed);
-        }
-        self.shared
-            .segments
-            .store(self.journal.segments().len() as u64, Ordering::Relaxed);
     }
 }
