@@ -91,6 +91,12 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub identity: Identity,
     pub channels: Channels,
+    /// Every account's trails.
+    pub trails: Arc<cairn_trail::registry::Trails>,
+    /// Delivery status per trail, written by the delivery worker.
+    pub status: Arc<cairn_trail::status::StatusBoard>,
+    /// Where trail buckets live (folders under the data directory, or an S3 service).
+    pub buckets: cairn_bucket::Backend,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

@@ -143,10 +143,18 @@ fn serve(args: ServeArgs) -> Result<()> {
         },
     )?;
     let store = Arc::new(store);
+    let trails = Arc::new(
+        cairn_trail::registry::Trails::open(&args.data_dir).map_err(anyhow::Error::msg)?,
+    );
+    let status = Arc::new(cairn_trail::status::StatusBoard::default());
+    let buckets = cairn_bucket::Backend::folder(&args.data_dir);
     let state = Arc::new(AppState {
         store: store.clone(),
         identity,
         channels,
+        trails,
+        status,
+        buckets,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
