@@ -7,3 +7,6 @@ pub mod config;
 pub mod selectors;
 pub mod registry;
 pub mod status;
+pub mod digest;
+pub mod keys;
+pub mod layout;
