@@ -9,6 +9,7 @@ pub mod identity;
 pub mod ingest;
 pub mod input;
 pub mod lookup;
+pub mod public_keys;
 pub mod sigv4;
 
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ use crate::input::Input;
 const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 
 /// Operations of the CloudTrail model that this version does not serve yet.
-const LATER: [&str; 52] = [
+const LATER: [&str; 51] = [
     "AddTags",
     "CancelQuery",
     "CreateDashboard",
@@ -64,7 +65,6 @@ const LATER: [&str; 52] = [
     "ListImports",
     "ListInsightsData",
     "ListInsightsMetricData",
-    "ListPublicKeys",
     "ListQueries",
     "ListTags",
     "ListTrails",
@@ -97,6 +97,8 @@ pub struct AppState {
     pub status: Arc<cairn_trail::status::StatusBoard>,
     /// Where trail buckets live (folders under the data directory, or an S3 service).
     pub buckets: cairn_bucket::Backend,
+    /// The keys that sign digests.
+    pub keys: Arc<cairn_trail::keys::Keyring>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -242,6 +244,7 @@ async fn dispatch(
                 .await
                 .map_err(|e| ApiError::internal(format!("lookup failed: {e}")))?
         }
+        "ListPublicKeys" => public_keys::list_public_keys(&state.keys, input),
         "CreateChannel" => state.channels.create(caller, input),
         "GetChannel" => state.channels.get(caller, input),
         "ListChannels" => state.channels.list(caller, input),

@@ -170,6 +170,35 @@ impl Reader {
         Ok(buf)
     }
 
+    /// Reads the whole frame that starts at byte `start` of a segment (its header first),
+    /// checking its checksum. Returns the frame and where the next one starts, or `None` when
+    /// `start` is at (or past) the end of the segment file.
+    pub fn frame_at(&self, segment: u64, start: u64) -> Result<Option<(FrameLoc, Vec<u8>)>> {
+        let file = self.file(segment)?;
+        let path = segment_path(&self.dir, segment);
+        let file_len = file.metadata().map_err(io_err(&path))?.len();
+        if start + FRAME_HEADER > file_len {
+            return Ok(None);
+        }
+        let mut header = [0u8; FRAME_HEADER as usize];
+        file.read_exact_at(&mut header, start)
+            .map_err(io_err(&path))?;
+        let (_, len, _) = parse_frame_header(&header);
+        let loc = FrameLoc {
+            segment,
+            offset: start + FRAME_HEADER,
+            len,
+        };
+        if start + FRAME_HEADER + u64::from(len) > file_len {
+            return Err(JournalError::Corrupt {
+                path,
+                offset: start,
+                reason: "frame runs past the end of the segment".into(),
+            });
+        }
+        self.read(loc).map(|payload| Some((loc, payload)))
+    }
+
     fn forget(&self, segment: u64) {
         self.files.write().remove(&segment);
     }
@@ -455,11 +484,15 @@ impl Journal {
     }
 
     /// Removes whole segments every frame of which was written before `cutoff_ms`, never the
-    /// active one. Returns the ids removed.
-    pub fn remove_before(&mut self, cutoff_ms: i64) -> Result<Vec<u64>> {
+    /// active one nor any from `keep_from` on (a consumer still needs those). Returns the ids
+    /// removed.
+    pub fn remove_before(&mut self, cutoff_ms: i64, keep_from: u64) -> Result<Vec<u64>> {
         let mut removed = Vec::new();
         // Segment i ends where segment i+1 starts.
-        while self.segments.len() > 1 && self.segments[1].created_ms <= cutoff_ms {
+        while self.segments.len() > 1
+            && self.segments[1].created_ms <= cutoff_ms
+            && self.segments[0].id < keep_from
+        {
             let seg = self.segments.remove(0);
             let path = segment_path(&self.dir, seg.id);
             self.reader.forget(seg.id);
@@ -471,6 +504,15 @@ impl Journal {
         }
         Ok(removed)
     }
+
+    /// Where the next frame will be written: the active segment and its length. Everything
+    /// before it is durable once [`Journal::sync`] has returned.
+    pub fn end(&self) -> (u64, u64) {
+        (self.active.id, self.active.len)
+    }
+
+    /// Where the first frame of a segment starts.
+    pub const FIRST_FRAME: u64 = SEGMENT_HEADER;
 
     pub fn active_created_ms(&self) -> i64 {
         self.active.created_ms
@@ -553,13 +595,13 @@ mod tests {
         assert!(!j.maybe_rotate(20).unwrap());
         assert!(j.maybe_rotate(2000).unwrap());
         assert_eq!(j.segments().len(), 3);
-        assert_eq!(j.remove_before(5).unwrap(), Vec::<u64>::new());
-        assert_eq!(j.remove_before(10).unwrap(), vec![1]);
+        assert_eq!(j.remove_before(5, u64::MAX).unwrap(), Vec::<u64>::new());
+        assert_eq!(j.remove_before(10, u64::MAX).unwrap(), vec![1]);
         assert!(matches!(
             j.reader().read(first),
             Err(JournalError::SegmentGone(1))
         ));
-        assert_eq!(j.remove_before(i64::MAX).unwrap(), vec![2]);
+        assert_eq!(j.remove_before(i64::MAX, u64::MAX).unwrap(), vec![2]);
         assert_eq!(j.segments().len(), 1);
     }
 }

@@ -118,6 +118,37 @@ pub struct Stats {
     pub dictionary_bytes: u64,
 }
 
+/// A place in the journal: a segment and the byte offset of a frame's start in it. Consumers
+/// (trail delivery, ...) keep one as their durable cursor.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct Position {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// One frame read back for a consumer: one batch of one account.
+#[derive(Debug, Clone)]
+pub struct Fed {
+    pub account: String,
+    /// When Cairn stored the batch (epoch ms).
+    pub stored_ms: i64,
+    /// The records, verbatim.
+    pub records: Vec<Vec<u8>>,
+    /// Where the frame after this one starts: the cursor once this frame is consumed.
+    pub next: Position,
+}
+
 /// A record ready for the writer: its metadata and its compressed bytes.
 struct Prepared {
     meta: EventMeta,
@@ -134,6 +165,12 @@ struct Job {
 
 struct Shared {
     index: RwLock<HashMap<String, AccountIndex>>,
+    /// Everything before this position is durable (synced).
+    durable: parking_lot::Mutex<Position>,
+    /// Woken whenever `durable` moves.
+    durable_moved: tokio::sync::Notify,
+    /// Retention keeps every segment from this one on (a consumer still needs them).
+    hold_from: AtomicU64,
     reader: cairn_journal::Reader,
     dicts: Arc<Dicts>,
     failed: AtomicBool,
@@ -227,8 +264,15 @@ impl Store {
             );
         }
         journal.maybe_rotate(now)?;
+        let (end_segment, end_offset) = journal.end();
         let shared = Arc::new(Shared {
             index: RwLock::new(accounts),
+            durable: parking_lot::Mutex::new(Position {
+                segment: end_segment,
+                offset: end_offset,
+            }),
+            durable_moved: tokio::sync::Notify::new(),
+            hold_from: AtomicU64::new(u64::MAX),
             reader: journal.reader(),
             dicts,
             failed: AtomicBool::new(false),
@@ -380,6 +424,104 @@ impl Store {
             header_bytes: self.shared.header_bytes.load(Ordering::Relaxed),
             dictionary_bytes: self.shared.dicts.disk_bytes(),
         }
+    }
+
+    /// Where the durable journal ends now: a consumer that has read up to here is caught up.
+    pub fn durable_end(&self) -> Position {
+        *self.shared.durable.lock()
+    }
+
+    /// Waits until the durable end moves past `pos` (or `timeout` passes).
+    pub async fn wait_past(&self, pos: Position, timeout: Duration) {
+        let notified = self.shared.durable_moved.notified();
+        if self.durable_end() > pos {
+            return;
+        }
+        let _ = tokio::time::timeout(timeout, notified).await;
+    }
+
+    /// Keeps retention from removing journal segments from `pos` on (`None` releases the
+    /// hold). A consumer sets this to its cursor, so no event is removed before it is consumed.
+    pub fn hold(&self, pos: Option<Position>) {
+        self.shared
+            .hold_from
+            .store(pos.map_or(u64::MAX, |p| p.segment), Ordering::Release);
+    }
+
+    /// Reads durable frames from `from` on, up to `until` and about `max_records` records. Returns them
+    /// and the position after the last one (equal to `from` when caught up). Frames of
+    /// accounts that `want` refuses come back without their records (they are not
+    /// decompressed). Segments removed by retention are skipped with an error in the log.
+    pub fn feed(
+        &self,
+        from: Position,
+        until: Position,
+        max_records: usize,
+        want: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<Fed>, Position)> {
+        let end = self.durable_end().min(until);
+        let mut pos = from;
+        if pos.offset < cairn_journal::Journal::FIRST_FRAME {
+            pos.offset = cairn_journal::Journal::FIRST_FRAME;
+        }
+        let mut out = Vec::new();
+        let mut count = 0usize;
+        while pos < end && count < max_records {
+            let frame = match self.shared.reader.frame_at(pos.segment, pos.offset) {
+                Ok(f) => f,
+                Err(JournalError::SegmentGone(id)) => {
+                    tracing::error!(
+                        segment = id,
+                        "a journal segment was removed before a consumer read it; its events are skipped"
+                    );
+                    pos = Position {
+                        segment: id + 1,
+                        offset: cairn_journal::Journal::FIRST_FRAME,
+                    };
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let Some((loc, payload)) = frame else {
+                // The end of a sealed segment: go on with the next one.
+                if pos.segment >= end.segment {
+                    break;
+                }
+                pos = Position {
+                    segment: pos.segment + 1,
+                    offset: cairn_journal::Journal::FIRST_FRAME,
+                };
+                continue;
+            };
+            let next = Position {
+                segment: loc.segment,
+                offset: loc.offset + u64::from(loc.len),
+            };
+            if pos.segment == end.segment && next.offset > end.offset {
+                break; // written but not yet durable
+            }
+            let (header, start) = frame::decode_header(&payload)?;
+            let wanted = want(&header.account);
+            let mut records = Vec::with_capacity(if wanted { header.lens.len() } else { 0 });
+            let mut at = start;
+            for len in header.lens.iter().filter(|_| wanted) {
+                let stop = at + *len as usize;
+                let data = payload
+                    .get(at..stop)
+                    .ok_or_else(|| StoreError::Decode("record outside its frame".into()))?;
+                records.push(self.shared.dicts.decompress(header.dict, data)?);
+                at = stop;
+            }
+            count += records.len();
+            out.push(Fed {
+                account: header.account,
+                stored_ms: header.stored_ms,
+                records,
+                next,
+            });
+            pos = next;
+        }
+        Ok((out, pos))
     }
 
     /// Stops the writer after it has finished what is queued.
@@ -597,6 +739,7 @@ impl Writer {
             self.fail_all(jobs, &err);
             return;
         }
+        self.publish_durable();
         {
             let mut index = self.shared.index.write();
             let mut added = 0u64;
@@ -614,9 +757,18 @@ impl Writer {
         for (job, out) in jobs.into_iter().zip(outcomes) {
             let _ = job.reply.send(Ok(out));
         }
-        if let Err(e) = self.journal.maybe_rotate(cairn_event::now_ms()) {
-            tracing::error!(error = %e, "journal rotation failed");
+        match self.journal.maybe_rotate(cairn_event::now_ms()) {
+            Ok(true) => self.publish_durable(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "journal rotation failed"),
         }
+    }
+
+    /// Tells consumers that everything written so far is durable.
+    fn publish_durable(&self) {
+        let (segment, offset) = self.journal.end();
+        *self.shared.durable.lock() = Position { segment, offset };
+        self.shared.durable_moved.notify_waiters();
     }
 
     fn stored_already(&self, account: &str, hash: u64, event_id: &str) -> bool {
@@ -641,17 +793,21 @@ impl Writer {
 
     fn maintain(&mut self) {
         let now = cairn_event::now_ms();
-        if let Err(e) = self.journal.maybe_rotate(now) {
-            tracing::error!(error = %e, "journal rotation failed");
+        match self.journal.maybe_rotate(now) {
+            Ok(true) => self.publish_durable(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "journal rotation failed"),
         }
         if let Some(retention) = self.retention_ms {
             let cutoff = now.saturating_sub(retention);
-            if self.journal.active_created_ms() <= cutoff
-                && let Err(e) = self.journal.rotate(now)
-            {
-                tracing::error!(error = %e, "journal rotation failed");
+            if self.journal.active_created_ms() <= cutoff {
+                match self.journal.rotate(now) {
+                    Ok(()) => self.publish_durable(),
+                    Err(e) => tracing::error!(error = %e, "journal rotation failed"),
+                }
             }
-            match self.journal.remove_before(cutoff) {
+            let keep_from = self.shared.hold_from.load(Ordering::Acquire);
+            match self.journal.remove_before(cutoff, keep_from) {
                 Ok(removed) if !removed.is_empty() => {
                     let first_kept = self.journal.segments().first().map_or(0, |s| s.id);
                     let mut index = self.shared.index.write();

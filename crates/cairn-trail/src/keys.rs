@@ -50,6 +50,24 @@ pub struct PublicKey {
     pub valid_to_ms: i64,
 }
 
+/// One key, ready to sign.
+pub struct Signer {
+    pub fingerprint: String,
+    pair: Arc<RsaKeyPair>,
+}
+
+impl Signer {
+    /// The lower-case hex RSA-SHA256 (PKCS #1 v1.5) signature of `message`.
+    pub fn sign(&self, message: &[u8]) -> Result<String, KeyError> {
+        let mut sig = vec![0u8; self.pair.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.pair
+            .sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
+            .map_err(|e| KeyError::Crypto(e.to_string()))?;
+        Ok(hex::encode(sig))
+    }
+}
+
 struct Current {
     fingerprint: String,
     created_ms: i64,
@@ -87,12 +105,15 @@ impl Keyring {
     /// Signs `message` with the current key (rotating first if it is due) and returns the
     /// key's fingerprint and the lower-case hex signature.
     pub fn sign(&self, now_ms: i64, message: &[u8]) -> Result<(String, String), KeyError> {
-        let (fp, pair) = self.current(now_ms)?;
-        let mut sig = vec![0u8; pair.public_modulus_len()];
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut sig)
-            .map_err(|e| KeyError::Crypto(e.to_string()))?;
-        Ok((fp, hex::encode(sig)))
+        let signer = self.signer(now_ms)?;
+        Ok((signer.fingerprint.clone(), signer.sign(message)?))
+    }
+
+    /// The current key (rotating first if it is due), for a caller that needs the
+    /// fingerprint before it has the message to sign.
+    pub fn signer(&self, now_ms: i64) -> Result<Signer, KeyError> {
+        let (fingerprint, pair) = self.current(now_ms)?;
+        Ok(Signer { fingerprint, pair })
     }
 
     fn current(&self, now_ms: i64) -> Result<(String, Arc<RsaKeyPair>), KeyError> {
@@ -122,9 +143,7 @@ impl Keyring {
             None => {
                 let pair = RsaKeyPair::generate(KeySize::Rsa2048)
                     .map_err(|e| KeyError::Crypto(e.to_string()))?;
-                let pkcs8 = pair
-                    .as_der()
-                    .map_err(|e| KeyError::Crypto(e.to_string()))?;
+                let pkcs8 = pair.as_der().map_err(|e| KeyError::Crypto(e.to_string()))?;
                 let public = pair.public_key().as_ref().to_vec();
                 for k in keys.iter_mut().filter(|k| k.retired_ms.is_none()) {
                     k.retired_ms = Some(now_ms);
@@ -222,7 +241,11 @@ mod tests {
         let keys = ring.public_keys(0, 20_000);
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].fingerprint, fp1);
-        assert!(keys[0].der.starts_with(&[0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01]));
+        assert!(
+            keys[0]
+                .der
+                .starts_with(&[0x30, 0x82, 0x01, 0x0a, 0x02, 0x82, 0x01, 0x01])
+        );
         assert!(verify(&keys[0].der, b"hello", &sig1));
         assert!(!verify(&keys[0].der, b"hellO", &sig1));
         // Reopened, the same key signs until rotation is due; then a new one takes over.

@@ -4,9 +4,10 @@
 //! laid out as an AWS bucket (for import).
 
 pub mod config;
-pub mod selectors;
-pub mod registry;
-pub mod status;
+pub mod delivery;
 pub mod digest;
 pub mod keys;
 pub mod layout;
+pub mod registry;
+pub mod selectors;
+pub mod status;

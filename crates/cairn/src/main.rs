@@ -62,6 +62,46 @@ struct ServeArgs {
     /// duration (`12h`, `30m`), or `forever`.
     #[arg(long, default_value = "90")]
     retention_days: String,
+    /// How often trails get new log files (`60s`, `5m`, `1s` for demos).
+    #[arg(long, default_value = "60s")]
+    delivery_interval: String,
+    /// The period of digest files when log file validation is on (`1h` like CloudTrail;
+    /// shorter for tests and demos).
+    #[arg(long, default_value = "1h")]
+    digest_period: String,
+    /// How long a digest signing key is used before a new one takes over.
+    #[arg(long, default_value = "30d")]
+    signing_key_rotation: String,
+    /// Put trail buckets on this S3-compatible service instead of folders under the data
+    /// directory (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the flags).
+    #[arg(long, env = "CAIRN_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// Region to sign S3 requests for.
+    #[arg(long, env = "CAIRN_S3_REGION")]
+    s3_region: Option<String>,
+    #[arg(long, env = "CAIRN_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    s3_access_key_id: Option<String>,
+    #[arg(long, env = "CAIRN_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    s3_secret_access_key: Option<String>,
+}
+
+/// A duration such as `60s`, `5m`, `1h`, `30d` (a bare number is `unit_ms` units).
+pub fn parse_duration(s: &str, unit_ms: i64, what: &str) -> Result<i64> {
+    let (number, unit) = match s.char_indices().last() {
+        Some((i, 's')) if s.ends_with("ms") => (&s[..i - 1], 1),
+        Some((i, 's')) => (&s[..i], 1_000),
+        Some((i, 'm')) => (&s[..i], 60_000),
+        Some((i, 'h')) => (&s[..i], 3_600_000),
+        Some((i, 'd')) => (&s[..i], 86_400_000),
+        _ => (s, unit_ms),
+    };
+    let n: i64 = number
+        .parse()
+        .with_context(|| format!("{what} {s:?}: give a duration such as 60s, 5m or 1h"))?;
+    if n < 1 {
+        bail!("{what} must be positive");
+    }
+    Ok(n.saturating_mul(unit))
 }
 
 fn main() -> Result<()> {
@@ -109,6 +149,13 @@ pub fn parse_retention(s: &str) -> Result<Option<i64>> {
 fn serve(args: ServeArgs) -> Result<()> {
     init_logging();
     let retention_ms = parse_retention(&args.retention_days)?;
+    let interval_ms = parse_duration(&args.delivery_interval, 1_000, "--delivery-interval")?;
+    let digest_period_ms = parse_duration(&args.digest_period, 1_000, "--digest-period")?;
+    let rotation_ms = parse_duration(
+        &args.signing_key_rotation,
+        86_400_000,
+        "--signing-key-rotation",
+    )?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let lock_path = args.data_dir.join("LOCK");
@@ -143,11 +190,36 @@ fn serve(args: ServeArgs) -> Result<()> {
         },
     )?;
     let store = Arc::new(store);
-    let trails = Arc::new(
-        cairn_trail::registry::Trails::open(&args.data_dir).map_err(anyhow::Error::msg)?,
-    );
+    let trails =
+        Arc::new(cairn_trail::registry::Trails::open(&args.data_dir).map_err(anyhow::Error::msg)?);
     let status = Arc::new(cairn_trail::status::StatusBoard::default());
-    let buckets = cairn_bucket::Backend::folder(&args.data_dir);
+    let buckets = match &args.s3_endpoint {
+        Some(endpoint) => cairn_bucket::Backend::S3(cairn_bucket::S3Config {
+            endpoint: Some(endpoint.clone()),
+            region: args.s3_region.clone(),
+            access_key_id: args.s3_access_key_id.clone(),
+            secret_access_key: args.s3_secret_access_key.clone(),
+            session_token: None,
+        }),
+        None => cairn_bucket::Backend::folder(&args.data_dir),
+    };
+    let keys = Arc::new(cairn_trail::keys::Keyring::open(
+        &args.data_dir,
+        rotation_ms,
+    )?);
+    let delivery = cairn_trail::delivery::Delivery::open(
+        &args.data_dir,
+        store.clone(),
+        trails.clone(),
+        status.clone(),
+        keys.clone(),
+        buckets.clone(),
+        cairn_trail::delivery::DeliveryOptions {
+            interval_ms,
+            digest_period_ms,
+        },
+    )?;
+    let buckets_text = buckets.describe();
     let state = Arc::new(AppState {
         store: store.clone(),
         identity,
@@ -155,11 +227,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         trails,
         status,
         buckets,
+        keys,
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let (stop_delivery, delivery_stopped) = tokio::sync::watch::channel(false);
+        let delivery_task = tokio::spawn(delivery.run(delivery_stopped));
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -179,6 +254,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             stats.events,
             if boot.created { ", new" } else { "" }
         );
+        println!("  Trail buckets:     {buckets_text}");
         println!();
         println!("Try it:");
         println!(
@@ -190,6 +266,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         let _ = std::io::stdout().flush();
         cairn_api::serve(listener, state, shutdown_signal()).await?;
         tracing::info!("shutting down");
+        let _ = stop_delivery.send(true);
+        let _ = delivery_task.await;
         Ok::<_, anyhow::Error>(())
     })?;
     // The server has stopped; the store's writer drains its queue and syncs when the last

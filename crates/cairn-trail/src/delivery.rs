@@ -1,0 +1,713 @@
+//! Trail delivery: turns the journal into CloudTrail log files and signed hourly digests in
+//! each trail's bucket.
+//!
+//! The worker keeps a durable cursor into the journal. Every interval it reads what became
+//! durable since, picks the events each logging trail wants, and writes one gzip log file per
+//! trail and region into a local spool; only then does it move the cursor, in the same atomic
+//! state write that lists the spooled files as pending. Pending files are uploaded in order
+//! and forgotten once the bucket has them. So a crash at any moment neither loses nor
+//! duplicates an event: before the state write nothing was uploaded and the same events are
+//! read again; after it, the spooled file is uploaded under its fixed key, and uploading it
+//! twice writes the same bytes to the same key. An unreachable bucket keeps files pending
+//! (GetTrailStatus shows the error) while other trails go on.
+//!
+//! With log file validation on, uploaded files are added to the trail's digest window per
+//! region; at the end of each period a digest listing them is signed, chained to the previous
+//! one and delivered the same way. Quiet periods give empty digests; StartLogging begins a new
+//! chain (its first digest has null `previous*` members); StopLogging, turning validation off,
+//! moving the trail to another bucket, or deleting it closes the chain with a final digest.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use cairn_bucket::Backend;
+use cairn_store::{Position, Store};
+
+use crate::config::Trail;
+use crate::digest::{self, DigestFile, HASH_ALGORITHM, LogFileEntry, SIGNATURE_ALGORITHM};
+use crate::keys::Keyring;
+use crate::layout::{self, Kind};
+use crate::registry::Trails;
+use crate::selectors::EventFacts;
+use crate::status::{StatusBoard, TrailStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("delivery state I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("delivery state {0} is damaged: {1}")]
+    Damaged(PathBuf, String),
+    #[error(transparent)]
+    Store(#[from] cairn_store::StoreError),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("{0}")]
+    Other(String),
+}
+
+type Result<T> = std::result::Result<T, DeliveryError>;
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> DeliveryError + '_ {
+    move |source| DeliveryError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    /// How often log files are written (CloudTrail: about every 5 minutes).
+    pub interval_ms: i64,
+    /// The digest period (CloudTrail: one hour).
+    pub digest_period_ms: i64,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        DeliveryOptions {
+            interval_ms: 60_000,
+            digest_period_ms: 3_600_000,
+        }
+    }
+}
+
+/// Raw JSON bytes per log file at most (CloudTrail caps files at 50 MB compressed).
+const MAX_FILE_RAW: usize = 64 << 20;
+/// Records read from the journal per step.
+const FEED_BATCH: usize = 100_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PrevDigest {
+    bucket: String,
+    key: String,
+    hash: String,
+    signature: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Delivered {
+    entry: LogFileEntry,
+    delivered_ms: i64,
+    oldest_ms: i64,
+    newest_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Window {
+    start_ms: i64,
+    files: Vec<Delivered>,
+    previous: Option<PrevDigest>,
+}
+
+/// The digest chain of one trail while it logs with validation on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Chain {
+    /// The trail as it was when the chain started (bucket, prefix, name, regions).
+    trail: Trail,
+    started_logging_ms: Option<i64>,
+    regions: BTreeMap<String, Window>,
+    last_end_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum FileKind {
+    Log,
+    Digest,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pending {
+    spool: String,
+    trail_arn: String,
+    bucket: String,
+    key: String,
+    kind: FileKind,
+    region: String,
+    /// Hex SHA-256 of the uncompressed bytes.
+    hash: String,
+    oldest_ms: Option<i64>,
+    newest_ms: Option<i64>,
+    signature: Option<String>,
+    digest_end_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    cursor: Option<Position>,
+    next_spool: u64,
+    chains: BTreeMap<String, Chain>,
+    pending: Vec<Pending>,
+    status: HashMap<String, TrailStatus>,
+}
+
+/// The delivery worker's handle.
+pub struct Delivery {
+    store: Arc<Store>,
+    trails: Arc<Trails>,
+    status: Arc<StatusBoard>,
+    keys: Arc<Keyring>,
+    buckets: Backend,
+    opts: DeliveryOptions,
+    dir: PathBuf,
+    state: Mutex<State>,
+}
+
+fn event_time_ms(record: &[u8]) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct T<'a> {
+        #[serde(rename = "eventTime", borrow)]
+        event_time: Option<std::borrow::Cow<'a, str>>,
+    }
+    let t: T = serde_json::from_slice(record).ok()?;
+    cairn_event::parse_event_time(t.event_time.as_deref()?)
+}
+
+/// Whether the trail was logging when a batch was stored.
+fn logging_at(trail: &Trail, stored_ms: i64) -> bool {
+    let Some(start) = trail.start_logging_ms else {
+        return false;
+    };
+    if stored_ms < start {
+        return false;
+    }
+    trail.logging || trail.stop_logging_ms.is_some_and(|stop| stored_ms < stop)
+}
+
+fn gzip(raw: &[u8]) -> Result<Vec<u8>> {
+    let mut enc = GzEncoder::new(Vec::with_capacity(raw.len() / 8), Compression::new(5));
+    enc.write_all(raw)
+        .and_then(|()| enc.finish())
+        .map_err(|e| DeliveryError::Other(format!("gzip failed: {e}")))
+}
+
+/// A log file in the making: records of one trail and region.
+#[derive(Default)]
+struct Batch {
+    raw: Vec<u8>,
+    count: usize,
+    oldest_ms: i64,
+    newest_ms: i64,
+}
+
+impl Batch {
+    fn push(&mut self, record: &[u8], time_ms: Option<i64>) {
+        self.raw.push(if self.count == 0 { b'[' } else { b',' });
+        self.raw.extend_from_slice(record);
+        self.count += 1;
+        if let Some(t) = time_ms {
+            if self.count == 1 || t < self.oldest_ms {
+                self.oldest_ms = t;
+            }
+            if self.count == 1 || t > self.newest_ms {
+                self.newest_ms = t;
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.raw.len() + 16);
+        out.extend_from_slice(b"{\"Records\":");
+        out.extend_from_slice(&self.raw);
+        out.extend_from_slice(b"]}");
+        out
+    }
+}
+
+impl Delivery {
+    pub fn open(
+        data_dir: &Path,
+        store: Arc<Store>,
+        trails: Arc<Trails>,
+        status: Arc<StatusBoard>,
+        keys: Arc<Keyring>,
+        buckets: Backend,
+        opts: DeliveryOptions,
+    ) -> Result<Arc<Delivery>> {
+        let dir = data_dir.join("trails").join("delivery");
+        let spool = dir.join("spool");
+        std::fs::create_dir_all(&spool).map_err(io_err(&spool))?;
+        let path = dir.join("state.json");
+        let mut state: State = match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| DeliveryError::Damaged(path.clone(), e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        // Spooled files the state does not list were written by a cycle that never
+        // committed: its events will be read again.
+        let keep: std::collections::HashSet<&str> =
+            state.pending.iter().map(|p| p.spool.as_str()).collect();
+        for entry in std::fs::read_dir(&spool).map_err(io_err(&spool))?.flatten() {
+            let name = entry.file_name();
+            if !keep.contains(name.to_string_lossy().as_ref()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        if state.cursor.is_none() {
+            // Trails deliver what is stored from now on.
+            state.cursor = Some(store.durable_end());
+        }
+        store.hold(state.cursor);
+        status.replace_all(state.status.clone());
+        keys.ensure(cairn_event::now_ms())?;
+        let delivery = Arc::new(Delivery {
+            store,
+            trails,
+            status,
+            keys,
+            buckets,
+            opts,
+            dir,
+            state: Mutex::new(state),
+        });
+        delivery.save()?;
+        Ok(delivery)
+    }
+
+    pub fn keys(&self) -> &Keyring {
+        &self.keys
+    }
+
+    /// Runs delivery until `shutdown` resolves, once per interval.
+    pub async fn run(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut shutdown = shutdown;
+        let interval = Duration::from_millis(self.opts.interval_ms.max(100) as u64);
+        loop {
+            if let Err(e) = self.clone().tick(cairn_event::now_ms()).await {
+                tracing::error!(error = %e, "trail delivery failed; retrying next interval");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+    }
+
+    /// One delivery cycle at time `now`: spool new log files, close due digests, upload.
+    pub async fn tick(self: Arc<Self>, now: i64) -> Result<()> {
+        // The journal's end first, then the trails: every event up to that end was stored
+        // under a configuration this snapshot already shows.
+        let until = self.store.durable_end();
+        let trails = self.trails.snapshot();
+        let this = self.clone();
+        let trails_for_spool = trails.clone();
+        tokio::task::spawn_blocking(move || this.spool_logs(&trails_for_spool, until, now))
+            .await
+            .map_err(|e| DeliveryError::Other(format!("delivery task failed: {e}")))??;
+        self.upload(now).await;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.digests(&trails, now))
+            .await
+            .map_err(|e| DeliveryError::Other(format!("delivery task failed: {e}")))??;
+        self.upload(now).await;
+        Ok(())
+    }
+
+    /// Reads the journal from the cursor to its durable end and spools one log file per trail
+    /// and region, moving the cursor in the same state write.
+    fn spool_logs(&self, trails: &[Trail], until: Position, now: i64) -> Result<()> {
+        let mut by_account: HashMap<&str, Vec<&Trail>> = HashMap::new();
+        for t in trails.iter().filter(|t| t.start_logging_ms.is_some()) {
+            by_account.entry(t.account_id.as_str()).or_default().push(t);
+        }
+        loop {
+            let from = self.state.lock().cursor.unwrap_or_default();
+            let (fed, next) = if by_account.is_empty() {
+                // No trail has ever logged: nothing to read, only the cursor to move.
+                (Vec::new(), until.max(from))
+            } else {
+                self.store
+                    .feed(from, until, FEED_BATCH, |a| by_account.contains_key(a))?
+            };
+            if next == from {
+                return Ok(());
+            }
+            let mut batches: BTreeMap<(String, String), Vec<Batch>> = BTreeMap::new();
+            for frame in &fed {
+                let Some(account_trails) = by_account.get(frame.account.as_str()) else {
+                    continue;
+                };
+                let live: Vec<&&Trail> = account_trails
+                    .iter()
+                    .filter(|t| logging_at(t, frame.stored_ms))
+                    .collect();
+                if live.is_empty() {
+                    continue;
+                }
+                for record in &frame.records {
+                    let Some(facts) = EventFacts::from_record(record) else {
+                        continue;
+                    };
+                    let mut time = None;
+                    for t in &live {
+                        if !t.wants(&facts) {
+                            continue;
+                        }
+                        let region = if facts.aws_region.is_empty() {
+                            t.home_region.clone()
+                        } else {
+                            facts.aws_region.clone()
+                        };
+                        let time_ms = *time.get_or_insert_with(|| event_time_ms(record));
+                        let list = batches.entry((t.arn(), region)).or_default();
+                        if list.last().is_none_or(|b| b.raw.len() >= MAX_FILE_RAW) {
+                            list.push(Batch::default());
+                        }
+                        if let Some(b) = list.last_mut() {
+                            b.push(record, time_ms);
+                        }
+                    }
+                }
+            }
+            let trail_by_arn: HashMap<String, &Trail> =
+                trails.iter().map(|t| (t.arn(), t)).collect();
+            let mut state = self.state.lock();
+            let mut spooled = Vec::new();
+            for ((arn, region), list) in batches {
+                let Some(trail) = trail_by_arn.get(&arn) else {
+                    continue;
+                };
+                for (i, batch) in list.into_iter().enumerate() {
+                    let (oldest, newest) = (batch.oldest_ms, batch.newest_ms);
+                    let raw = batch.finish();
+                    let hash = digest::sha256_hex(&raw);
+                    let gz = gzip(&raw)?;
+                    let seed = format!("{arn}\n{region}\n{}:{}\n{i}", from.segment, from.offset);
+                    let key = layout::log_key(
+                        trail.s3_key_prefix.as_deref(),
+                        &trail.account_id,
+                        Kind::Log,
+                        &region,
+                        now,
+                        &layout::unique_string(seed.as_bytes()),
+                    );
+                    let spool = format!("{:016}.gz", state.next_spool);
+                    state.next_spool += 1;
+                    self.write_spool(&spool, &gz)?;
+                    spooled.push(Pending {
+                        spool,
+                        trail_arn: arn.clone(),
+                        bucket: trail.s3_bucket.clone(),
+                        key,
+                        kind: FileKind::Log,
+                        region: region.clone(),
+                        hash,
+                        oldest_ms: Some(oldest),
+                        newest_ms: Some(newest),
+                        signature: None,
+                        digest_end_ms: None,
+                    });
+                }
+            }
+            if !spooled.is_empty() {
+                sync_dir(&self.dir.join("spool"))?;
+            }
+            state.pending.extend(spooled);
+            state.cursor = Some(next);
+            drop(state);
+            self.save()?;
+            self.store.hold(Some(next));
+            if fed.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn write_spool(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let path = self.dir.join("spool").join(name);
+        let mut f = std::fs::File::create(&path).map_err(io_err(&path))?;
+        f.write_all(bytes).map_err(io_err(&path))?;
+        f.sync_all().map_err(io_err(&path))
+    }
+
+    /// Uploads pending files in order. A bucket that fails keeps its later files waiting.
+    async fn upload(&self, now: i64) {
+        let pending: Vec<Pending> = self.state.lock().pending.clone();
+        let mut failed_buckets: Vec<String> = Vec::new();
+        let mut done: Vec<String> = Vec::new();
+        for p in pending {
+            if failed_buckets.contains(&p.bucket) {
+                continue;
+            }
+            let result = self.upload_one(&p).await;
+            let mut state = self.state.lock();
+            match result {
+                Ok(()) => {
+                    done.push(p.spool.clone());
+                    state.pending.retain(|q| q.spool != p.spool);
+                    let status = state.status.entry(p.trail_arn.clone()).or_default();
+                    match p.kind {
+                        FileKind::Log => {
+                            status.latest_delivery_ms = Some(now);
+                            status.latest_delivery_attempt_ms = Some(now);
+                            status.latest_delivery_error = None;
+                            if let Some(chain) = state.chains.get_mut(&p.trail_arn)
+                                && chain.trail.s3_bucket == p.bucket
+                            {
+                                let window =
+                                    chain.regions.entry(p.region.clone()).or_insert_with(|| {
+                                        Window {
+                                            start_ms: chain.last_end_ms,
+                                            files: Vec::new(),
+                                            previous: None,
+                                        }
+                                    });
+                                window.files.push(Delivered {
+                                    entry: LogFileEntry {
+                                        s3_bucket: p.bucket.clone(),
+                                        s3_object: p.key.clone(),
+                                        hash_value: p.hash.clone(),
+                                        hash_algorithm: HASH_ALGORITHM.into(),
+                                        newest_event_time: p.newest_ms.map(layout::iso_second),
+                                        oldest_event_time: p.oldest_ms.map(layout::iso_second),
+                                    },
+                                    delivered_ms: now,
+                                    oldest_ms: p.oldest_ms.unwrap_or(now),
+                                    newest_ms: p.newest_ms.unwrap_or(now),
+                                });
+                            }
+                        }
+                        FileKind::Digest => {
+                            status.latest_digest_delivery_ms = Some(now);
+                            status.latest_digest_delivery_error = None;
+                            status.latest_digest_end_ms =
+                                status.latest_digest_end_ms.max(p.digest_end_ms);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(bucket = %p.bucket, key = %p.key, error = %e, "trail file delivery failed; it stays pending");
+                    failed_buckets.push(p.bucket.clone());
+                    let status = state.status.entry(p.trail_arn.clone()).or_default();
+                    match p.kind {
+                        FileKind::Log => {
+                            status.latest_delivery_error = Some(e);
+                            status.latest_delivery_attempt_ms = Some(now);
+                        }
+                        FileKind::Digest => status.latest_digest_delivery_error = Some(e),
+                    }
+                }
+            }
+        }
+        let statuses = self.state.lock().status.clone();
+        self.status.replace_all(statuses);
+        if let Err(e) = self.save() {
+            tracing::error!(error = %e, "cannot save the delivery state");
+            return;
+        }
+        for spool in done {
+            let _ = std::fs::remove_file(self.dir.join("spool").join(spool));
+        }
+    }
+
+    async fn upload_one(&self, p: &Pending) -> std::result::Result<(), String> {
+        let path = self.dir.join("spool").join(&p.spool);
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|e| format!("cannot read spooled file {}: {e}", path.display()))?;
+        let bucket = self.buckets.bucket(&p.bucket).map_err(|e| e.to_string())?;
+        let mut meta: Vec<(&str, &str)> = Vec::new();
+        if let Some(sig) = &p.signature {
+            meta.push(("signature", sig));
+            meta.push(("signature-algorithm", SIGNATURE_ALGORITHM));
+        }
+        bucket
+            .put(&p.key, Bytes::from(bytes), &meta)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Starts, closes and advances digest chains; spools every digest that is due.
+    fn digests(&self, trails: &[Trail], now: i64) -> Result<()> {
+        let period = self.opts.digest_period_ms.max(1000);
+        let by_arn: HashMap<String, &Trail> = trails.iter().map(|t| (t.arn(), t)).collect();
+        let mut state = self.state.lock();
+        let mut spooled: Vec<Pending> = Vec::new();
+        let arns: Vec<String> = state.chains.keys().cloned().collect();
+        for arn in arns {
+            let Some(mut chain) = state.chains.remove(&arn) else {
+                continue;
+            };
+            let current = by_arn.get(&arn);
+            let same_chain = current.is_some_and(|t| {
+                t.logging
+                    && t.log_file_validation
+                    && t.start_logging_ms == chain.started_logging_ms
+                    && t.s3_bucket == chain.trail.s3_bucket
+                    && t.s3_key_prefix == chain.trail.s3_key_prefix
+            });
+            // Periodic digests that are due.
+            while chain.last_end_ms + period <= now {
+                let end = chain.last_end_ms + period;
+                self.close_windows(&mut state, &mut chain, end, &mut spooled)?;
+            }
+            if same_chain {
+                state.chains.insert(arn, chain);
+                continue;
+            }
+            // The chain ends: once every log file of the trail is delivered, a final digest.
+            let logs_waiting = state
+                .pending
+                .iter()
+                .any(|p| p.trail_arn == arn && p.kind == FileKind::Log);
+            if logs_waiting {
+                state.chains.insert(arn, chain);
+                continue;
+            }
+            let end = now.max(chain.last_end_ms + 1000);
+            self.close_windows(&mut state, &mut chain, end, &mut spooled)?;
+            tracing::info!(trail = %arn, "digest chain closed with a final digest");
+        }
+        // New chains for trails that log with validation on.
+        for t in trails {
+            if t.logging && t.log_file_validation && !state.chains.contains_key(&t.arn()) {
+                let mut regions = BTreeMap::new();
+                regions.insert(
+                    t.home_region.clone(),
+                    Window {
+                        start_ms: now,
+                        files: Vec::new(),
+                        previous: None,
+                    },
+                );
+                state.chains.insert(
+                    t.arn(),
+                    Chain {
+                        trail: t.clone(),
+                        started_logging_ms: t.start_logging_ms,
+                        regions,
+                        last_end_ms: now,
+                    },
+                );
+            }
+        }
+        state.pending.extend(spooled);
+        drop(state);
+        sync_dir(&self.dir.join("spool"))?;
+        self.save()
+    }
+
+    /// Signs and spools the digest of every region of a chain for the window ending at `end`.
+    fn close_windows(
+        &self,
+        state: &mut State,
+        chain: &mut Chain,
+        end: i64,
+        spooled: &mut Vec<Pending>,
+    ) -> Result<()> {
+        let trail = chain.trail.clone();
+        let arn = trail.arn();
+        let signer = self.keys.signer(end.min(cairn_event::now_ms()))?;
+        for (region, window) in chain.regions.iter_mut() {
+            let (covered, later): (Vec<Delivered>, Vec<Delivered>) =
+                std::mem::take(&mut window.files)
+                    .into_iter()
+                    .partition(|f| f.delivered_ms < end);
+            window.files = later;
+            let key = layout::digest_key(
+                trail.s3_key_prefix.as_deref(),
+                &trail.account_id,
+                region,
+                &trail.name,
+                &trail.home_region,
+                end,
+            );
+            let newest = covered.iter().map(|f| f.newest_ms).max();
+            let oldest = covered.iter().map(|f| f.oldest_ms).min();
+            let prev = window.previous.take();
+            let file = DigestFile {
+                aws_account_id: trail.account_id.clone(),
+                digest_start_time: layout::iso_second(window.start_ms),
+                digest_end_time: layout::iso_second(end),
+                digest_s3_bucket: trail.s3_bucket.clone(),
+                digest_s3_object: key.clone(),
+                digest_public_key_fingerprint: signer.fingerprint.clone(),
+                digest_signature_algorithm: SIGNATURE_ALGORITHM.into(),
+                newest_event_time: newest.map(layout::iso_second),
+                oldest_event_time: oldest.map(layout::iso_second),
+                previous_digest_s3_bucket: prev.as_ref().map(|p| p.bucket.clone()),
+                previous_digest_s3_object: prev.as_ref().map(|p| p.key.clone()),
+                previous_digest_hash_value: prev.as_ref().map(|p| p.hash.clone()),
+                previous_digest_hash_algorithm: prev.as_ref().map(|_| HASH_ALGORITHM.into()),
+                previous_digest_signature: prev.as_ref().map(|p| p.signature.clone()),
+                log_files: covered.into_iter().map(|f| f.entry).collect(),
+            };
+            let raw = serde_json::to_vec(&file)
+                .map_err(|e| DeliveryError::Other(format!("cannot render a digest: {e}")))?;
+            let to_sign = digest::string_to_sign(
+                &file.digest_end_time,
+                &trail.s3_bucket,
+                &key,
+                &raw,
+                prev.as_ref().map(|p| p.signature.as_str()),
+            );
+            let signature = signer.sign(to_sign.as_bytes())?;
+            let hash = digest::sha256_hex(&raw);
+            let spool = format!("{:016}.gz", state.next_spool);
+            state.next_spool += 1;
+            self.write_spool(&spool, &gzip(&raw)?)?;
+            window.previous = Some(PrevDigest {
+                bucket: trail.s3_bucket.clone(),
+                key: key.clone(),
+                hash: hash.clone(),
+                signature: signature.clone(),
+            });
+            window.start_ms = end;
+            spooled.push(Pending {
+                spool,
+                trail_arn: arn.clone(),
+                bucket: trail.s3_bucket.clone(),
+                key,
+                kind: FileKind::Digest,
+                region: region.clone(),
+                hash,
+                oldest_ms: oldest,
+                newest_ms: newest,
+                signature: Some(signature),
+                digest_end_ms: Some(end),
+            });
+        }
+        chain.last_end_ms = end;
+        Ok(())
+    }
+
+    /// Writes the state atomically: a temporary file, synced, renamed over the old one.
+    fn save(&self) -> Result<()> {
+        let json = {
+            let state = self.state.lock();
+            serde_json::to_vec(&*state)
+                .map_err(|e| DeliveryError::Other(format!("cannot encode the state: {e}")))?
+        };
+        let path = self.dir.join("state.json");
+        let tmp = self.dir.join("state.json.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(&json).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        sync_dir(&self.dir)
+    }
+
+    /// Files waiting for their bucket.
+    pub fn pending_files(&self) -> usize {
+        self.state.lock().pending.len()
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
