@@ -58,7 +58,10 @@ pub fn date_path(ms: i64) -> String {
 /// `[prefix/]AWSLogs/[org/]<account>/`
 pub fn account_root(prefix: Option<&str>, org: Option<&str>, account: &str) -> String {
     let mut s = String::new();
-    if let Some(p) = prefix.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) {
+    if let Some(p) = prefix
+        .map(|p| p.trim_matches('/'))
+        .filter(|p| !p.is_empty())
+    {
         s.push_str(p);
         s.push('/');
     }
@@ -165,7 +168,14 @@ mod tests {
         let ms = 1_439_823_691_000;
         assert_eq!(iso_second(ms), "2015-08-17T15:01:31Z");
         assert_eq!(
-            digest_key(None, "111122223333", "us-east-2", "your-trail-name", "us-east-2", ms),
+            digest_key(
+                None,
+                "111122223333",
+                "us-east-2",
+                "your-trail-name",
+                "us-east-2",
+                ms
+            ),
             "AWSLogs/111122223333/CloudTrail-Digest/us-east-2/2015/08/17/111122223333_CloudTrail-Digest_us-east-2_your-trail-name_us-east-2_20150817T150131Z.json.gz"
         );
         let key = log_key(
