@@ -1,36 +1,74 @@
-//! `cairn import`: load CloudTrail log files through the server.
+//! `cairn import`: load CloudTrail log files through the server, from files, folders (an
+//! `AWSLogs/...` tree such as a copy of a trail's bucket, organisation trails included) or an
+//! `s3://bucket/prefix` on AWS S3 or any S3-compatible service. Digest files are skipped (they
+//! are not events). Imported objects are remembered in a state file, so a second run (or one
+//! after an interruption) skips what is done; the server drops duplicate events by eventID
+//! anyway. `--follow` keeps polling for new files.
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
 
+use cairn_bucket::{Backend, Bucket, S3Config};
 use cairn_client::{Client, ClientArgs, parse_response};
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// Files or folders (searched recursively for .json, .json.gz, .jsonl, .ndjson).
+    /// Files, folders (searched recursively for .json, .json.gz, .jsonl, .ndjson) or
+    /// `s3://bucket/prefix` addresses.
     #[arg(required = true)]
-    paths: Vec<PathBuf>,
+    sources: Vec<String>,
+    /// S3-compatible endpoint for `s3://` sources (default: AWS, or AWS_ENDPOINT_URL_S3).
+    #[arg(long, env = "CAIRN_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
     /// Records per request.
     #[arg(long, default_value_t = 1000)]
     batch: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    parallel: usize,
+    /// Import only log files that a valid, signed digest vouches for (checked with
+    /// `cairn validate`'s checks; keys from the server, or from --public-keys).
+    #[arg(long)]
+    validate: bool,
+    /// Public keys for --validate, as `aws cloudtrail list-public-keys` prints them (needed
+    /// for files that AWS CloudTrail wrote).
+    #[arg(long)]
+    public_keys: Option<PathBuf>,
+    /// Keep running and import new files as they arrive.
+    #[arg(long)]
+    follow: bool,
+    /// How often --follow looks for new files.
+    #[arg(long, default_value = "30s")]
+    poll: String,
+    /// Where to remember imported files (default: a file per source under
+    /// ~/.local/state/cairn/imports).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Import everything again, ignoring what the state file says is done.
+    #[arg(long)]
+    restart: bool,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
 }
 
-fn wanted(path: &Path) -> bool {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
+fn is_digest(name: &str) -> bool {
+    name.contains("CloudTrail-Digest") && name.ends_with(".json.gz")
+}
+
+fn wanted(name: &str) -> bool {
+    if name.contains("CloudTrail-Digest") {
+        return false;
+    }
     [
         ".json",
         ".json.gz",
@@ -43,7 +81,7 @@ fn wanted(path: &Path) -> bool {
     .any(|ext| name.ends_with(ext))
 }
 
-fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn collect(path: &Path, digests: bool, out: &mut Vec<PathBuf>) -> Result<()> {
     let meta =
         std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     if meta.is_dir() {
@@ -52,19 +90,208 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
             .collect();
         entries.sort();
         for e in entries {
-            if e.is_dir() || wanted(&e) {
-                collect(&e, out)?;
+            if e.is_dir() {
+                collect(&e, digests, out)?;
+            } else if e
+                .to_str()
+                .is_some_and(|n| if digests { is_digest(n) } else { wanted(n) })
+            {
+                out.push(e);
             }
         }
-    } else {
+    } else if !digests {
         out.push(path.to_owned());
     }
     Ok(())
 }
 
+/// Where one object comes from.
+#[derive(Clone)]
+pub(crate) enum Origin {
+    File(PathBuf),
+    S3 { bucket: usize, key: String },
+}
+
+#[derive(Clone)]
+pub(crate) struct Item {
+    /// How the state file and messages name it (`s3://b/k` or a path).
+    pub id: String,
+    pub size: u64,
+    pub origin: Origin,
+}
+
+pub(crate) struct Sources {
+    specs: Vec<String>,
+    buckets: Vec<(Bucket, String)>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Sources {
+    /// The digest files among the sources.
+    pub fn digests(&self) -> Result<Vec<Item>> {
+        self.list_kind(true)
+    }
+
+    /// Reads an object with its user metadata (for a file: from a Cairn folder bucket's
+    /// sidecar, when there is one).
+    pub fn read_with_metadata(
+        &self,
+        item: &Item,
+    ) -> Result<(Vec<u8>, std::collections::BTreeMap<String, String>)> {
+        match &item.origin {
+            Origin::S3 { bucket, key } => {
+                let (b, _) = &self.buckets[*bucket];
+                let obj = self
+                    .runtime
+                    .block_on(b.get(key))
+                    .with_context(|| format!("cannot read {}", item.id))?;
+                Ok((obj.bytes.to_vec(), obj.metadata))
+            }
+            Origin::File(p) => {
+                let bytes = self.read(item)?;
+                let mut meta = std::collections::BTreeMap::new();
+                // <root>/<bucket>/<key> keeps metadata in <root>/.meta/<bucket>/<key>.
+                for dir in p.ancestors().skip(1) {
+                    let (Some(root), Some(bucket)) = (dir.parent(), dir.file_name()) else {
+                        break;
+                    };
+                    let Ok(rest) = p.strip_prefix(dir) else { break };
+                    let side = root.join(".meta").join(bucket).join(rest);
+                    if let Ok(b) = std::fs::read(&side) {
+                        meta = serde_json::from_slice(&b).unwrap_or_default();
+                        break;
+                    }
+                }
+                Ok((bytes, meta))
+            }
+        }
+    }
+
+    fn list(&self) -> Result<Vec<Item>> {
+        self.list_kind(false)
+    }
+
+    fn list_kind(&self, digests: bool) -> Result<Vec<Item>> {
+        let specs = &self.specs;
+        let keep = |name: &str| {
+            if digests {
+                is_digest(name)
+            } else {
+                wanted(name)
+            }
+        };
+        let mut items = Vec::new();
+        let mut s3_index = 0;
+        for spec in specs {
+            if spec.starts_with("s3://") {
+                let (bucket, prefix) = &self.buckets[s3_index];
+                s3_index += 1;
+                let listed = self
+                    .runtime
+                    .block_on(bucket.list(prefix, None))
+                    .with_context(|| format!("cannot list {spec}"))?;
+                for l in listed.into_iter().filter(|l| keep(&l.key)) {
+                    items.push(Item {
+                        id: format!("s3://{}/{}", bucket.name(), l.key),
+                        size: l.size,
+                        origin: Origin::S3 {
+                            bucket: s3_index - 1,
+                            key: l.key,
+                        },
+                    });
+                }
+            } else {
+                let mut files = Vec::new();
+                collect(Path::new(spec), digests, &mut files)?;
+                for f in files {
+                    let size = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+                    items.push(Item {
+                        id: f.display().to_string(),
+                        size,
+                        origin: Origin::File(f),
+                    });
+                }
+            }
+        }
+        Ok(items)
+    }
+
+    fn read(&self, item: &Item) -> Result<Vec<u8>> {
+        match &item.origin {
+            Origin::File(p) => {
+                std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+            }
+            Origin::S3 { bucket, key } => {
+                let (b, _) = &self.buckets[*bucket];
+                let obj = self
+                    .runtime
+                    .block_on(b.get(key))
+                    .with_context(|| format!("cannot read {}", item.id))?;
+                Ok(obj.bytes.to_vec())
+            }
+        }
+    }
+}
+
+/// The append-only list of imported objects.
+struct StateFile {
+    path: PathBuf,
+    done: HashSet<String>,
+    out: std::fs::File,
+}
+
+impl StateFile {
+    fn open(path: PathBuf, restart: bool) -> Result<StateFile> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        if restart {
+            let _ = std::fs::remove_file(&path);
+        }
+        let mut done = HashSet::new();
+        if let Ok(f) = std::fs::File::open(&path) {
+            for line in std::io::BufReader::new(f).lines().map_while(Result::ok) {
+                if !line.is_empty() {
+                    done.insert(line);
+                }
+            }
+        }
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(StateFile { path, done, out })
+    }
+
+    fn mark(&mut self, id: &str) -> Result<()> {
+        writeln!(self.out, "{id}")
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.done.insert(id.to_owned());
+        Ok(())
+    }
+}
+
+fn default_state_path(args: &ImportArgs, endpoint: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut sources = args.sources.clone();
+    sources.sort();
+    let key = format!("{endpoint}\n{}", sources.join("\n"));
+    base.join("cairn/imports").join(format!(
+        "{:016x}.done",
+        xxhash_rust::xxh3::xxh3_64(key.as_bytes())
+    ))
+}
+
 #[derive(Default)]
 struct Summary {
     files: usize,
+    skipped: usize,
+    unverified: usize,
     read: usize,
     stored: usize,
     duplicates: usize,
@@ -73,25 +300,146 @@ struct Summary {
     examples: Vec<String>,
 }
 
-struct Pending {
+impl Summary {
+    fn note(&mut self, at: &str, code: &str, msg: &str) {
+        self.rejected += 1;
+        *self.reasons.entry(format!("{code}: {msg}")).or_default() += 1;
+        if self.examples.len() < 20 {
+            self.examples.push(format!("{at}: {code}: {msg}"));
+        }
+    }
+}
+
+/// A request body and where each of its records came from.
+struct Batch {
     body: Vec<u8>,
     origins: Vec<(usize, usize)>,
+    /// Items whose last record is in this batch.
+    completes: Vec<usize>,
+}
+
+/// Which items still wait for batches in flight.
+#[derive(Default)]
+struct Tracker {
+    outstanding: HashMap<usize, usize>,
+    read_fully: HashSet<usize>,
 }
 
 pub fn run(args: ImportArgs) -> Result<()> {
     let client = Client::new(&args.client)?;
-    let mut files = Vec::new();
-    for p in &args.paths {
-        collect(p, &mut files)?;
+    let poll_ms = crate::parse_duration(&args.poll, 1_000, "--poll")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut buckets = Vec::new();
+    for spec in args.sources.iter().filter(|s| s.starts_with("s3://")) {
+        let (bucket, prefix) = cairn_bucket::parse_s3_url(spec)
+            .with_context(|| format!("{spec} is not an s3://bucket/prefix address"))?;
+        let backend = Backend::S3(S3Config {
+            endpoint: args.s3_endpoint.clone(),
+            ..S3Config::default()
+        });
+        buckets.push((backend.bucket(&bucket)?, prefix));
     }
-    if files.is_empty() {
-        bail!("no CloudTrail log files found under the given paths");
+    let sources = Sources {
+        specs: args.sources.clone(),
+        buckets,
+        runtime,
+    };
+    let state_path = args
+        .state
+        .clone()
+        .unwrap_or_else(|| default_state_path(&args, client.endpoint()));
+    let mut state = StateFile::open(state_path, args.restart)?;
+    let verifier = if args.validate {
+        Some(crate::import_validate::Verifier::new(
+            &client,
+            args.public_keys.as_deref(),
+        )?)
+    } else {
+        None
+    };
+    let mut total = Summary::default();
+    loop {
+        let items: Vec<Item> = sources
+            .list()?
+            .into_iter()
+            .filter(|i| !state.done.contains(&i.id))
+            .collect();
+        if items.is_empty() && !args.follow && total.files == 0 {
+            if state.done.is_empty() {
+                bail!("no CloudTrail log files found under the given sources");
+            }
+            println!(
+                "Nothing new to import ({} files imported before).",
+                state.done.len()
+            );
+            return Ok(());
+        }
+        if !items.is_empty() {
+            let round = import_items(
+                &args,
+                &client,
+                &sources,
+                &items,
+                &mut state,
+                verifier.as_ref(),
+            )?;
+            report(&round, client.endpoint());
+            total.files += round.files;
+            total.rejected += round.rejected;
+        }
+        if !args.follow {
+            if total.rejected > 0 {
+                std::process::exit(1);
+            }
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(poll_ms as u64));
     }
-    let total: u64 = files
-        .iter()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
+}
+
+fn report(s: &Summary, endpoint: &str) {
+    println!(
+        "Imported {} files into {}: {} records read, {} stored, {} duplicates, {} rejected{}{}.",
+        s.files,
+        endpoint,
+        s.read,
+        s.stored,
+        s.duplicates,
+        s.rejected,
+        if s.skipped > 0 {
+            format!(", {} files skipped", s.skipped)
+        } else {
+            String::new()
+        },
+        if s.unverified > 0 {
+            format!(" ({} not vouched for by a valid digest)", s.unverified)
+        } else {
+            String::new()
+        }
+    );
+    if s.rejected > 0 {
+        println!("Rejected, by reason:");
+        for (reason, n) in &s.reasons {
+            println!("  {n:>8}  {reason}");
+        }
+        println!("First rejections:");
+        for e in &s.examples {
+            println!("  {e}");
+        }
+    }
+}
+
+fn import_items(
+    args: &ImportArgs,
+    client: &Client,
+    sources: &Sources,
+    items: &[Item],
+    state: &mut StateFile,
+    verifier: Option<&crate::import_validate::Verifier>,
+) -> Result<Summary> {
+    let total: u64 = items.iter().map(|i| i.size).sum();
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -103,92 +451,183 @@ pub fn run(args: ImportArgs) -> Result<()> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut summary = Summary::default();
-    let mut pending = Pending {
-        body: Vec::new(),
-        origins: Vec::new(),
+    let vouched = match verifier {
+        Some(v) => Some(v.vouched(sources)?),
+        None => None,
     };
-    let batch = args.batch.clamp(1, 10_000);
-    for (file_no, file) in files.iter().enumerate() {
-        let raw = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let size = raw.len() as u64;
-        let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
-            let mut out = Vec::new();
-            if let Err(e) = flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out) {
-                note(
-                    &mut summary,
-                    file,
-                    None,
-                    "InvalidData",
-                    &format!("not valid gzip: {e}"),
-                );
-                bar.inc(size);
-                continue;
-            }
-            out
-        } else {
-            raw
-        };
-        summary.files += 1;
-        match cairn_event::split_records(&bytes) {
-            Err(e) => note(&mut summary, file, None, "InvalidData", &e.to_string()),
-            Ok(parts) => {
-                for (i, rec) in parts.into_iter().enumerate() {
-                    summary.read += 1;
-                    pending.body.extend_from_slice(&cairn_event::minify(rec));
-                    pending.body.push(b'\n');
-                    pending.origins.push((file_no, i));
-                    if pending.origins.len() >= batch || pending.body.len() >= 8 << 20 {
-                        send(&client, &mut pending, &files, &mut summary)?;
+    let summary = Mutex::new(Summary::default());
+    let tracker = Mutex::new(Tracker::default());
+    let state = Mutex::new(state);
+    let batch_records = args.batch.clamp(1, 10_000);
+    let (tx, rx) = mpsc::sync_channel::<Batch>(args.parallel.max(1) * 2);
+    let rx = Mutex::new(rx);
+    std::thread::scope(|scope| -> Result<()> {
+        let mut senders = Vec::new();
+        for _ in 0..args.parallel.max(1) {
+            senders.push(scope.spawn(|| -> Result<()> {
+                loop {
+                    let next = rx.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.recv();
+                    let Ok(batch) = next else { return Ok(()) };
+                    send(client, &batch, items, &summary)?;
+                    let finished: Vec<usize> = {
+                        let mut t = tracker.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                        let mut files: Vec<usize> = batch.origins.iter().map(|o| o.0).collect();
+                        files.dedup();
+                        let mut finished = Vec::new();
+                        for f in files {
+                            if let Some(n) = t.outstanding.get_mut(&f) {
+                                *n -= 1;
+                                if *n == 0 && t.read_fully.contains(&f) {
+                                    finished.push(f);
+                                }
+                            }
+                        }
+                        for f in &finished {
+                            t.outstanding.remove(f);
+                        }
+                        finished
+                    };
+                    let mut st = state.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    for f in finished {
+                        st.mark(&items[f].id)?;
                     }
                 }
+            }));
+        }
+        let mut current = Batch {
+            body: Vec::new(),
+            origins: Vec::new(),
+            completes: Vec::new(),
+        };
+        let flush = |current: &mut Batch| -> Result<()> {
+            if current.origins.is_empty() {
+                return Ok(());
+            }
+            let batch = std::mem::replace(
+                current,
+                Batch {
+                    body: Vec::new(),
+                    origins: Vec::new(),
+                    completes: Vec::new(),
+                },
+            );
+            {
+                let mut t = tracker.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                let mut files: Vec<usize> = batch.origins.iter().map(|o| o.0).collect();
+                files.dedup();
+                for f in files {
+                    *t.outstanding.entry(f).or_default() += 1;
+                }
+                for f in &batch.completes {
+                    t.read_fully.insert(*f);
+                }
+            }
+            tx.send(batch)
+                .map_err(|_| anyhow::anyhow!("the import stopped: a request failed"))
+        };
+        for (file_no, item) in items.iter().enumerate() {
+            let expected_hash = match &vouched {
+                Some(v) => match v.hash_for(item) {
+                    Some(h) => Some(h.to_owned()),
+                    None => {
+                        let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                        s.unverified += 1;
+                        s.skipped += 1;
+                        bar.inc(item.size);
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let raw = match sources.read(item) {
+                Ok(r) => r,
+                Err(e) => {
+                    let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    s.note(&item.id, "Unreadable", &format!("{e:#}"));
+                    bar.inc(item.size);
+                    continue;
+                }
+            };
+            let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+                let mut out = Vec::with_capacity(raw.len() * 8);
+                if let Err(e) = flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out) {
+                    let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    s.note(&item.id, "InvalidData", &format!("not valid gzip: {e}"));
+                    bar.inc(item.size);
+                    continue;
+                }
+                out
+            } else {
+                raw
+            };
+            if let Some(expected) = expected_hash
+                && cairn_trail::digest::sha256_hex(&bytes) != expected
+            {
+                let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                s.skipped += 1;
+                s.note(
+                    &item.id,
+                    "InvalidLogFile",
+                    "its SHA-256 does not match the hash its digest gives: not imported",
+                );
+                bar.inc(item.size);
+                continue;
+            }
+            let parts = match cairn_event::split_records(&bytes) {
+                Ok(p) => p,
+                Err(e) => {
+                    let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    s.files += 1;
+                    s.note(&item.id, "InvalidData", &e.to_string());
+                    bar.inc(item.size);
+                    continue;
+                }
+            };
+            {
+                let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                s.files += 1;
+                s.read += parts.len();
+            }
+            if parts.is_empty() {
+                state
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("poisoned"))?
+                    .mark(&item.id)?;
+            }
+            let last = parts.len().saturating_sub(1);
+            for (i, rec) in parts.into_iter().enumerate() {
+                current.body.extend_from_slice(&cairn_event::minify(rec));
+                current.body.push(b'\n');
+                current.origins.push((file_no, i));
+                if i == last {
+                    current.completes.push(file_no);
+                }
+                if current.origins.len() >= batch_records || current.body.len() >= 8 << 20 {
+                    flush(&mut current)?;
+                }
+            }
+            bar.inc(item.size);
+            if let Ok(s) = summary.lock() {
+                bar.set_message(format!("{} stored", s.stored));
             }
         }
-        bar.inc(size);
-        bar.set_message(format!("{} stored", summary.stored));
-    }
-    send(&client, &mut pending, &files, &mut summary)?;
+        flush(&mut current)?;
+        drop(tx);
+        for s in senders {
+            s.join()
+                .map_err(|_| anyhow::anyhow!("an import thread panicked"))??;
+        }
+        Ok(())
+    })?;
     bar.finish_and_clear();
-    println!(
-        "Imported {} files from {}: {} records read, {} stored, {} duplicates, {} rejected.",
-        summary.files,
-        client.endpoint(),
-        summary.read,
-        summary.stored,
-        summary.duplicates,
-        summary.rejected
-    );
-    if summary.rejected > 0 {
-        println!("Rejected, by reason:");
-        for (reason, n) in &summary.reasons {
-            println!("  {n:>8}  {reason}");
-        }
-        println!("First rejections:");
-        for e in &summary.examples {
-            println!("  {e}");
-        }
-    }
-    Ok(())
+    summary
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("poisoned"))
 }
 
-fn note(s: &mut Summary, file: &Path, record: Option<usize>, code: &str, msg: &str) {
-    s.rejected += 1;
-    *s.reasons.entry(format!("{code}: {msg}")).or_default() += 1;
-    if s.examples.len() < 20 {
-        let at = match record {
-            Some(i) => format!("{} record {}", file.display(), i + 1),
-            None => file.display().to_string(),
-        };
-        s.examples.push(format!("{at}: {code}: {msg}"));
-    }
-}
-
-fn send(client: &Client, pending: &mut Pending, files: &[PathBuf], s: &mut Summary) -> Result<()> {
-    if pending.origins.is_empty() {
-        return Ok(());
-    }
+fn send(client: &Client, batch: &Batch, items: &[Item], summary: &Mutex<Summary>) -> Result<()> {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&pending.body)?;
+    gz.write_all(&batch.body)?;
     let body = gz.finish()?;
     let mut delay = Duration::from_millis(100);
     let resp = loop {
@@ -208,17 +647,20 @@ fn send(client: &Client, pending: &mut Pending, files: &[PathBuf], s: &mut Summa
         }
         break parse_response(status, &bytes)?;
     };
+    let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
     s.stored += resp["stored"].as_u64().unwrap_or(0) as usize;
     s.duplicates += resp["duplicates"].as_u64().unwrap_or(0) as usize;
     for r in resp["rejected"].as_array().into_iter().flatten() {
         let idx = r["index"].as_u64().unwrap_or(0) as usize;
-        let (file_no, rec) = pending.origins.get(idx).copied().unwrap_or((0, 0));
+        let (file_no, rec) = batch.origins.get(idx).copied().unwrap_or((0, 0));
         let code = r["errorCode"].as_str().unwrap_or("InvalidData");
         let msg = r["errorMessage"].as_str().unwrap_or_default();
-        note(s, &files[file_no], Some(rec), code, msg);
+        let at = format!(
+            "{} record {}",
+            items.get(file_no).map_or("?", |i| i.id.as_str()),
+            rec + 1
+        );
+        s.note(&at, code, msg);
     }
-    let _: &Value = &resp;
-    pending.body.clear();
-    pending.origins.clear();
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod import;
+mod import_validate;
 mod lookup;
 
 use std::path::PathBuf;
