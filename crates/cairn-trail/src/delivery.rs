@@ -187,7 +187,7 @@ fn logging_at(trail: &Trail, stored_ms: i64) -> bool {
 }
 
 fn gzip(raw: &[u8]) -> Result<Vec<u8>> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(raw.len() / 8), Compression::new(5));
+    let mut enc = GzEncoder::new(Vec::with_capacity(raw.len() / 8), Compression::fast());
     enc.write_all(raw)
         .and_then(|()| enc.finish())
         .map_err(|e| DeliveryError::Other(format!("gzip failed: {e}")))

@@ -28,7 +28,10 @@ use cairn_store::{Attr, Query, Store, StoreOptions};
 pub struct BenchArgs {
     /// Events to store before lookups are measured.
     #[arg(long, default_value_t = 1_000_000)]
-    events: usize,
+    pub(crate) events: usize,
+    /// Measure trail delivery and `cairn import` instead of ingest and lookups.
+    #[arg(long)]
+    trails: bool,
     /// Records per ingest request.
     #[arg(long, default_value_t = 100)]
     batch: usize,
@@ -49,9 +52,9 @@ pub struct BenchArgs {
     days: i64,
 }
 
-const ACCOUNT: &str = "111122223333";
-const KEY: &str = "AKIABENCHMARK0000001";
-const SECRET: &str = "bench-secret-bench-secret-bench-secret00";
+pub(crate) const ACCOUNT: &str = "111122223333";
+pub(crate) const KEY: &str = "AKIABENCHMARK0000001";
+pub(crate) const SECRET: &str = "bench-secret-bench-secret-bench-secret00";
 const REGIONS: [&str; 8] = [
     "us-east-1",
     "us-east-2",
@@ -157,7 +160,7 @@ fn event_id(i: usize) -> String {
     uuid::Uuid::from_u128(0x5ca1_ab1e_u128 << 96 | i as u128).to_string()
 }
 
-struct Plan {
+pub(crate) struct Plan {
     pool: Vec<Shape>,
     total: usize,
     start_ms: i64,
@@ -169,7 +172,7 @@ impl Plan {
         &self.pool[i.wrapping_mul(7919) % self.pool.len()]
     }
 
-    fn write_event(&self, i: usize, out: &mut Vec<u8>) {
+    pub(crate) fn write_event(&self, i: usize, out: &mut Vec<u8>) {
         let s = self.shape(i);
         let jitter = (i.wrapping_mul(2_654_435_761) % 120_000) as i64 - 60_000;
         let t =
@@ -183,7 +186,7 @@ impl Plan {
     }
 }
 
-struct Child9(Child);
+pub(crate) struct Child9(Child);
 
 impl Drop for Child9 {
     fn drop(&mut self) {
@@ -192,7 +195,7 @@ impl Drop for Child9 {
     }
 }
 
-fn start_server(dir: &Path) -> Result<(Child9, String)> {
+pub(crate) fn start_server(dir: &Path) -> Result<(Child9, String)> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .args([
@@ -298,6 +301,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         start_ms: cairn_event::now_ms() - args.days * 86_400_000,
         span_ms: args.days * 86_400_000,
     });
+    if args.trails {
+        return crate::bench_trails::run(&args, plan);
+    }
     let tmp;
     let dir = match &args.data_dir {
         Some(d) => d.clone(),

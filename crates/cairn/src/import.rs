@@ -316,7 +316,15 @@ struct Batch {
     origins: Vec<(usize, usize)>,
     /// Items whose last record is in this batch.
     completes: Vec<usize>,
+    /// A whole gzip log file sent as it is (the server splits it): its item.
+    whole: Option<usize>,
 }
+
+/// Gzip files at least this large go to the server as they are, one request each; smaller
+/// ones are split here and batched together.
+const WHOLE_FILE_MIN: u64 = 256 << 10;
+/// And at most this large (the server's limit for a native ingest body is 32 MiB).
+const WHOLE_FILE_MAX: u64 = 24 << 20;
 
 /// Which items still wait for batches in flight.
 #[derive(Default)]
@@ -488,7 +496,7 @@ fn import_items(
                         finished
                     };
                     let mut st = state.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-                    for f in finished {
+                    for f in finished.into_iter().chain(batch.whole) {
                         st.mark(&items[f].id)?;
                     }
                 }
@@ -498,6 +506,7 @@ fn import_items(
             body: Vec::new(),
             origins: Vec::new(),
             completes: Vec::new(),
+            whole: None,
         };
         let flush = |current: &mut Batch| -> Result<()> {
             if current.origins.is_empty() {
@@ -509,6 +518,7 @@ fn import_items(
                     body: Vec::new(),
                     origins: Vec::new(),
                     completes: Vec::new(),
+                    whole: None,
                 },
             );
             {
@@ -548,7 +558,20 @@ fn import_items(
                     continue;
                 }
             };
-            let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+            let gz = raw.starts_with(&[0x1f, 0x8b]);
+            let size = raw.len() as u64;
+            if gz && expected_hash.is_none() && (WHOLE_FILE_MIN..=WHOLE_FILE_MAX).contains(&size) {
+                tx.send(Batch {
+                    body: raw,
+                    origins: Vec::new(),
+                    completes: Vec::new(),
+                    whole: Some(file_no),
+                })
+                .map_err(|_| anyhow::anyhow!("the import stopped: a request failed"))?;
+                bar.inc(item.size);
+                continue;
+            }
+            let bytes = if gz {
                 let mut out = Vec::with_capacity(raw.len() * 8);
                 if let Err(e) = flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out) {
                     let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
@@ -596,7 +619,12 @@ fn import_items(
             }
             let last = parts.len().saturating_sub(1);
             for (i, rec) in parts.into_iter().enumerate() {
-                current.body.extend_from_slice(&cairn_event::minify(rec));
+                // NDJSON needs one record a line; the server normalises the rest.
+                if rec.contains(&b'\n') {
+                    current.body.extend_from_slice(&cairn_event::minify(rec));
+                } else {
+                    current.body.extend_from_slice(rec);
+                }
                 current.body.push(b'\n');
                 current.origins.push((file_no, i));
                 if i == last {
@@ -625,21 +653,35 @@ fn import_items(
         .map_err(|_| anyhow::anyhow!("poisoned"))
 }
 
+/// Whether the server is on this machine (bodies then go uncompressed).
+fn local(endpoint: &str) -> bool {
+    let host = endpoint
+        .split("://")
+        .nth(1)
+        .unwrap_or(endpoint)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default();
+    host == "localhost" || host.starts_with("127.") || host == "[::1]"
+}
+
 fn send(client: &Client, batch: &Batch, items: &[Item], summary: &Mutex<Summary>) -> Result<()> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&batch.body)?;
-    let body = gz.finish()?;
+    let (body, content_type, encoding) = if batch.whole.is_some() {
+        (batch.body.clone(), "application/json", Some("gzip"))
+    } else if local(client.endpoint()) {
+        (batch.body.clone(), "application/x-ndjson", None)
+    } else {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&batch.body)?;
+        (gz.finish()?, "application/x-ndjson", Some("gzip"))
+    };
+    let mut headers = vec![("content-type", content_type)];
+    if let Some(e) = encoding {
+        headers.push(("content-encoding", e));
+    }
     let mut delay = Duration::from_millis(100);
     let resp = loop {
-        let (status, bytes) = client.post(
-            "/v1/events",
-            "cloudtrail",
-            &[
-                ("content-type", "application/x-ndjson"),
-                ("content-encoding", "gzip"),
-            ],
-            body.clone(),
-        )?;
+        let (status, bytes) = client.post("/v1/events", "cloudtrail", &headers, body.clone())?;
         if status == 429 && delay < Duration::from_secs(30) {
             std::thread::sleep(delay);
             delay *= 2;
@@ -648,11 +690,18 @@ fn send(client: &Client, batch: &Batch, items: &[Item], summary: &Mutex<Summary>
         break parse_response(status, &bytes)?;
     };
     let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    if batch.whole.is_some() {
+        s.files += 1;
+        s.read += resp["received"].as_u64().unwrap_or(0) as usize;
+    }
     s.stored += resp["stored"].as_u64().unwrap_or(0) as usize;
     s.duplicates += resp["duplicates"].as_u64().unwrap_or(0) as usize;
     for r in resp["rejected"].as_array().into_iter().flatten() {
         let idx = r["index"].as_u64().unwrap_or(0) as usize;
-        let (file_no, rec) = batch.origins.get(idx).copied().unwrap_or((0, 0));
+        let (file_no, rec) = match batch.whole {
+            Some(f) => (f, idx),
+            None => batch.origins.get(idx).copied().unwrap_or((0, 0)),
+        };
         let code = r["errorCode"].as_str().unwrap_or("InvalidData");
         let msg = r["errorMessage"].as_str().unwrap_or_default();
         let at = format!(
