@@ -1,9 +1,12 @@
 //! The `cairn` command: `serve` runs the server; `lookup`, `import` and `bench` talk to it.
 
+mod archive;
 mod bench;
+mod bench_trails;
 mod import;
 mod import_validate;
 mod lookup;
+mod validate;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,6 +46,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Measure ingest and lookup performance.
     Bench(bench::BenchArgs),
+    /// Validate a trail's digests and log files (like `aws cloudtrail validate-logs`, and more).
+    Validate(Box<validate::ValidateArgs>),
 }
 
 #[derive(clap::Args)]
@@ -84,6 +89,13 @@ struct ServeArgs {
     s3_access_key_id: Option<String>,
     #[arg(long, env = "CAIRN_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
     s3_secret_access_key: Option<String>,
+    /// Keep a copy of the event store's sealed journal segments and dictionaries in this
+    /// bucket (under `cairn-store/`), and restore from it when the data directory is empty.
+    #[arg(long)]
+    store_bucket: Option<String>,
+    /// Start a new journal segment after this long (`1h`; shorter for tests and demos).
+    #[arg(long, default_value = "1h")]
+    journal_segment_age: String,
 }
 
 /// A duration such as `60s`, `5m`, `1h`, `30d` (a bare number is `unit_ms` units).
@@ -112,6 +124,7 @@ fn main() -> Result<()> {
         Command::Lookup(args) => lookup::run(*args),
         Command::Import(args) => import::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Validate(args) => validate::run(*args),
     }
 }
 
@@ -152,6 +165,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let retention_ms = parse_retention(&args.retention_days)?;
     let interval_ms = parse_duration(&args.delivery_interval, 1_000, "--delivery-interval")?;
     let digest_period_ms = parse_duration(&args.digest_period, 1_000, "--digest-period")?;
+    let segment_age_ms = parse_duration(&args.journal_segment_age, 1_000, "--journal-segment-age")?;
     let rotation_ms = parse_duration(
         &args.signing_key_rotation,
         86_400_000,
@@ -183,17 +197,6 @@ fn serve(args: ServeArgs) -> Result<()> {
     let (identity, boot) = Identity::open(&args.data_dir, args.account_id.as_deref(), given_key)?;
     let channels = Channels::open(&args.data_dir, &args.region, &identity.accounts())
         .map_err(anyhow::Error::msg)?;
-    let store = Store::open(
-        &args.data_dir,
-        StoreOptions {
-            retention_ms,
-            ..StoreOptions::default()
-        },
-    )?;
-    let store = Arc::new(store);
-    let trails =
-        Arc::new(cairn_trail::registry::Trails::open(&args.data_dir).map_err(anyhow::Error::msg)?);
-    let status = Arc::new(cairn_trail::status::StatusBoard::default());
     let buckets = match &args.s3_endpoint {
         Some(endpoint) => cairn_bucket::Backend::S3(cairn_bucket::S3Config {
             endpoint: Some(endpoint.clone()),
@@ -204,6 +207,35 @@ fn serve(args: ServeArgs) -> Result<()> {
         }),
         None => cairn_bucket::Backend::folder(&args.data_dir),
     };
+    let store_bucket = match &args.store_bucket {
+        Some(name) => {
+            let bucket = buckets.bucket(name)?;
+            let restored = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(archive::restore(&bucket, &args.data_dir))?;
+            if restored > 0 {
+                tracing::info!(segments = restored, bucket = %name, "event store restored from the bucket");
+            }
+            Some(bucket)
+        }
+        None => None,
+    };
+    let store = Store::open(
+        &args.data_dir,
+        StoreOptions {
+            retention_ms,
+            journal: cairn_journal::Options {
+                segment_max_age_ms: segment_age_ms,
+                ..cairn_journal::Options::default()
+            },
+            ..StoreOptions::default()
+        },
+    )?;
+    let store = Arc::new(store);
+    let trails =
+        Arc::new(cairn_trail::registry::Trails::open(&args.data_dir).map_err(anyhow::Error::msg)?);
+    let status = Arc::new(cairn_trail::status::StatusBoard::default());
     let keys = Arc::new(cairn_trail::keys::Keyring::open(
         &args.data_dir,
         rotation_ms,
@@ -235,6 +267,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         .build()?;
     runtime.block_on(async move {
         let (stop_delivery, delivery_stopped) = tokio::sync::watch::channel(false);
+        let archive_task = store_bucket.map(|bucket| {
+            tokio::spawn(archive::run(
+                bucket,
+                args.data_dir.clone(),
+                std::time::Duration::from_millis(interval_ms.clamp(100, 60_000) as u64),
+                delivery_stopped.clone(),
+            ))
+        });
         let delivery_task = tokio::spawn(delivery.run(delivery_stopped));
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
@@ -269,6 +309,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!("shutting down");
         let _ = stop_delivery.send(true);
         let _ = delivery_task.await;
+        if let Some(t) = archive_task {
+            let _ = t.await;
+        }
         Ok::<_, anyhow::Error>(())
     })?;
     // The server has stopped; the store's writer drains its queue and syncs when the last

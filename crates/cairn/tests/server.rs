@@ -323,3 +323,165 @@ fn retention_drops_old_segments_and_restart_keeps_the_rest() {
     assert_eq!(all_ids(&server.client()), ["kept"]);
     server.stop();
 }
+
+/// Every eventID in the trail's log files under a folder bucket, with repeats.
+fn ids_in_trail_files(bucket_dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.to_string_lossy().contains("/CloudTrail/") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(bucket_dir, &mut files);
+    let mut ids = Vec::new();
+    for f in files {
+        let gz = std::fs::read(&f).unwrap();
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut raw).unwrap();
+        let v: Value = serde_json::from_slice(&raw).unwrap();
+        for r in v["Records"].as_array().unwrap() {
+            ids.push(r["eventID"].as_str().unwrap().to_owned());
+        }
+    }
+    ids
+}
+
+#[test]
+fn trail_files_hold_every_acknowledged_event_once_across_sigkills() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("buckets/crash-logs")).unwrap();
+    let fast = ["--delivery-interval", "150ms", "--digest-period", "2s"];
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    for round in 0..4u64 {
+        let server = Server::start(dir.path(), &fast);
+        let client = server.client();
+        if round == 0 {
+            client
+                .call(
+                    "CreateTrail",
+                    &json!({"Name": "crash", "S3BucketName": "crash-logs",
+                            "IsMultiRegionTrail": true, "EnableLogFileValidation": true}),
+                )
+                .expect("CreateTrail");
+            client
+                .call("StartLogging", &json!({"Name": "crash"}))
+                .expect("StartLogging");
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut writers = Vec::new();
+        for w in 0..4 {
+            let client = server.client();
+            let acked = acked.clone();
+            let stop = stop.clone();
+            writers.push(std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let batch: Vec<Value> = (0..20)
+                        .map(|i| record(&format!("r{round}-w{w}-b{n}-{i}"), &now_iso(), "trail"))
+                        .collect();
+                    n += 1;
+                    match ingest(&client, &batch) {
+                        Ok(_) => acked.lock().unwrap().extend(
+                            batch
+                                .iter()
+                                .map(|r| r["eventID"].as_str().unwrap().to_owned()),
+                        ),
+                        Err(_) => break,
+                    }
+                }
+            }));
+        }
+        // Kill at a different point of the delivery cycle each round.
+        std::thread::sleep(Duration::from_millis(400 + 230 * round));
+        server.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+    }
+    let server = Server::start(dir.path(), &fast);
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 200,
+        "too few events acknowledged: {}",
+        acked.len()
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bucket_dir = dir.path().join("buckets/crash-logs");
+    loop {
+        let found = ids_in_trail_files(&bucket_dir);
+        let unique: std::collections::HashSet<&String> = found.iter().collect();
+        assert_eq!(
+            unique.len(),
+            found.len(),
+            "an event is in the trail's files twice"
+        );
+        let missing = acked.iter().filter(|id| !unique.contains(id)).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} acknowledged events never reached the trail's files"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    server.stop();
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        let target = to.join(e.file_name());
+        if p.is_dir() {
+            copy_tree(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn store_segments_are_copied_to_a_bucket_and_restored_from_it() {
+    let first = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(first.path().join("buckets/store-copy")).unwrap();
+    let flags = [
+        "--journal-segment-age",
+        "1s",
+        "--delivery-interval",
+        "200ms",
+        "--store-bucket",
+        "store-copy",
+    ];
+    let server = Server::start(first.path(), &flags);
+    let client = server.client();
+    for name in ["a", "b", "c"] {
+        ingest(&client, &[record(name, &now_iso(), "archived")]).unwrap();
+        std::thread::sleep(Duration::from_millis(1300));
+    }
+    server.stop();
+    let copied = std::fs::read_dir(first.path().join("buckets/store-copy/cairn-store/journal"))
+        .unwrap()
+        .count();
+    assert!(copied >= 2, "only {copied} sealed segments were copied");
+
+    // A new machine: an empty data directory and the bucket.
+    let second = tempfile::tempdir().unwrap();
+    copy_tree(
+        &first.path().join("buckets"),
+        &second.path().join("buckets"),
+    );
+    let server = Server::start(second.path(), &flags);
+    let ids = all_ids(&server.client());
+    assert!(
+        ids.contains(&"a".to_owned()) && ids.contains(&"b".to_owned()),
+        "{ids:?}"
+    );
+    server.stop();
+}
