@@ -11,3 +11,4 @@ pub mod layout;
 pub mod registry;
 pub mod selectors;
 pub mod status;
+pub mod validate;
