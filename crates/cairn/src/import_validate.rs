@@ -143,6 +143,18 @@ impl Verifier {
             }
             i += 1;
         }
+        if valid.is_empty() && !digests.is_empty() {
+            let unsigned = digests.values().filter(|d| d.2.is_none()).count();
+            eprintln!(
+                "warning: none of the {} digest files could be verified{}",
+                digests.len(),
+                if unsigned == digests.len() {
+                    " (none carries its signature: copies made with `aws s3 sync` drop object metadata; import from the bucket itself)"
+                } else {
+                    " with the public keys given"
+                }
+            );
+        }
         let mut hashes = HashMap::new();
         for k in &valid {
             for f in &digests[k].1.log_files {
