@@ -296,7 +296,9 @@ impl Delivery {
         }
     }
 
-    /// One delivery cycle at time `now`: spool new log files, close due digests, upload.
+    /// One delivery cycle at time `now`: spool new log files, start digest chains for trails
+    /// that began logging with validation on (before any of their files is uploaded, so every
+    /// file lands in a digest), upload, close due digests, upload them.
     pub async fn tick(self: Arc<Self>, now: i64) -> Result<()> {
         // The journal's end first, then the trails: every event up to that end was stored
         // under a configuration this snapshot already shows.
@@ -307,6 +309,7 @@ impl Delivery {
         tokio::task::spawn_blocking(move || this.spool_logs(&trails_for_spool, until, now))
             .await
             .map_err(|e| DeliveryError::Other(format!("delivery task failed: {e}")))??;
+        self.start_chains(&trails, now)?;
         self.upload(now).await;
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.digests(&trails, now))
@@ -314,6 +317,37 @@ impl Delivery {
             .map_err(|e| DeliveryError::Other(format!("delivery task failed: {e}")))??;
         self.upload(now).await;
         Ok(())
+    }
+
+    /// A new digest chain for every trail that logs with validation on and has none.
+    fn start_chains(&self, trails: &[Trail], now: i64) -> Result<()> {
+        let mut state = self.state.lock();
+        let mut started = false;
+        for t in trails {
+            if t.logging && t.log_file_validation && !state.chains.contains_key(&t.arn()) {
+                let mut regions = BTreeMap::new();
+                regions.insert(
+                    t.home_region.clone(),
+                    Window {
+                        start_ms: now,
+                        files: Vec::new(),
+                        previous: None,
+                    },
+                );
+                state.chains.insert(
+                    t.arn(),
+                    Chain {
+                        trail: t.clone(),
+                        started_logging_ms: t.start_logging_ms,
+                        regions,
+                        last_end_ms: now,
+                    },
+                );
+                started = true;
+            }
+        }
+        drop(state);
+        if started { self.save() } else { Ok(()) }
     }
 
     /// Reads the journal from the cursor to its durable end and spools one log file per trail
@@ -570,29 +604,6 @@ impl Delivery {
             let end = now.max(chain.last_end_ms + 1000);
             self.close_windows(&mut state, &mut chain, end, &mut spooled)?;
             tracing::info!(trail = %arn, "digest chain closed with a final digest");
-        }
-        // New chains for trails that log with validation on.
-        for t in trails {
-            if t.logging && t.log_file_validation && !state.chains.contains_key(&t.arn()) {
-                let mut regions = BTreeMap::new();
-                regions.insert(
-                    t.home_region.clone(),
-                    Window {
-                        start_ms: now,
-                        files: Vec::new(),
-                        previous: None,
-                    },
-                );
-                state.chains.insert(
-                    t.arn(),
-                    Chain {
-                        trail: t.clone(),
-                        started_logging_ms: t.start_logging_ms,
-                        regions,
-                        last_end_ms: now,
-                    },
-                );
-            }
         }
         state.pending.extend(spooled);
         drop(state);
