@@ -11,6 +11,7 @@ pub mod input;
 pub mod lookup;
 pub mod public_keys;
 pub mod sigv4;
+pub mod trails;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,32 +34,24 @@ use crate::input::Input;
 const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 
 /// Operations of the CloudTrail model that this version does not serve yet.
-const LATER: [&str; 51] = [
-    "AddTags",
+const LATER: [&str; 36] = [
     "CancelQuery",
     "CreateDashboard",
     "CreateEventDataStore",
-    "CreateTrail",
     "DeleteDashboard",
     "DeleteEventDataStore",
     "DeleteResourcePolicy",
-    "DeleteTrail",
     "DeregisterOrganizationDelegatedAdmin",
     "DescribeQuery",
-    "DescribeTrails",
     "DisableFederation",
     "EnableFederation",
     "GenerateQuery",
     "GetDashboard",
     "GetEventConfiguration",
     "GetEventDataStore",
-    "GetEventSelectors",
     "GetImport",
-    "GetInsightSelectors",
     "GetQueryResults",
     "GetResourcePolicy",
-    "GetTrail",
-    "GetTrailStatus",
     "ListDashboards",
     "ListEventDataStores",
     "ListImportFailures",
@@ -66,24 +59,17 @@ const LATER: [&str; 51] = [
     "ListInsightsData",
     "ListInsightsMetricData",
     "ListQueries",
-    "ListTags",
-    "ListTrails",
     "PutEventConfiguration",
-    "PutEventSelectors",
-    "PutInsightSelectors",
     "PutResourcePolicy",
     "RegisterOrganizationDelegatedAdmin",
-    "RemoveTags",
     "RestoreEventDataStore",
     "SearchSampleQueries",
     "StartDashboardRefresh",
     "StartEventDataStoreIngestion",
     "StartImport",
-    "StartLogging",
     "StartQuery",
     "StopEventDataStoreIngestion",
     "StopImport",
-    "StopLogging",
     "UpdateChannel",
 ];
 
@@ -249,6 +235,22 @@ async fn dispatch(
         "GetChannel" => state.channels.get(caller, input),
         "ListChannels" => state.channels.list(caller, input),
         "DeleteChannel" => state.channels.delete(caller, input),
+        "CreateTrail" => trails::create_trail(state, caller, input).await,
+        "UpdateTrail" => trails::update_trail(state, caller, input).await,
+        "DeleteTrail" => trails::delete_trail(state, caller, input).await,
+        "GetTrail" => trails::get_trail(state, caller, input),
+        "DescribeTrails" => trails::describe_trails(state, caller, input),
+        "ListTrails" => trails::list_trails(state, caller, input),
+        "GetTrailStatus" => trails::get_trail_status(state, caller, input),
+        "StartLogging" => trails::set_logging(state, caller, input, true).await,
+        "StopLogging" => trails::set_logging(state, caller, input, false).await,
+        "PutEventSelectors" => trails::put_event_selectors(state, caller, input).await,
+        "GetEventSelectors" => trails::get_event_selectors(state, caller, input),
+        "PutInsightSelectors" => trails::put_insight_selectors(state, caller, input).await,
+        "GetInsightSelectors" => trails::get_insight_selectors(state, caller, input),
+        "AddTags" => trails::add_tags(state, caller, input).await,
+        "RemoveTags" => trails::remove_tags(state, caller, input).await,
+        "ListTags" => trails::list_tags(state, caller, input),
         other if LATER.contains(&other) => Err(ApiError::bad(
             "UnsupportedOperationException",
             format!("{other} is not supported by this version of Cairn yet"),

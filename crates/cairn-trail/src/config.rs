@@ -31,6 +31,10 @@ pub struct Trail {
     pub start_logging_ms: Option<i64>,
     pub stop_logging_ms: Option<i64>,
     pub created_ms: i64,
+    /// `RecursiveLogging` as the caller set it (`None`: never set; CloudTrail's default is
+    /// true). Kept and reported; nothing acts on it yet.
+    #[serde(default)]
+    pub recursive_logging: Option<bool>,
 }
 
 /// Event sources whose events CloudTrail records as global service events (in us-east-1).
@@ -45,10 +49,27 @@ pub const GLOBAL_SOURCES: [&str; 6] = [
 
 impl Trail {
     pub fn arn(&self) -> String {
-        format!(
-            "arn:aws:cloudtrail:{}:{}:trail/{}",
-            self.home_region, self.account_id, self.name
-        )
+        trail_arn(&self.home_region, &self.account_id, &self.name)
+    }
+
+    /// Whether the trail shows in `region`: its home region, or every region when it is a
+    /// multi-region trail (a shadow trail outside the home region).
+    pub fn visible_in(&self, region: &str) -> bool {
+        self.multi_region || self.home_region == region
+    }
+
+    /// The ARN of the SNS topic the trail notifies, if any: the topic as given when it is an
+    /// ARN, else `arn:aws:sns:<home region>:<account>:<topic>`.
+    pub fn sns_topic_arn(&self) -> Option<String> {
+        let topic = self.sns_topic_name.as_deref()?;
+        if topic.starts_with("arn:") {
+            Some(topic.to_owned())
+        } else {
+            Some(format!(
+                "arn:aws:sns:{}:{}:{topic}",
+                self.home_region, self.account_id
+            ))
+        }
     }
 
     /// Whether the trail records this event (of its own account): the region rule, the
@@ -61,5 +82,96 @@ impl Trail {
         }
         let in_region = self.multi_region || facts.aws_region == self.home_region || global;
         in_region && self.selectors.matches(facts)
+    }
+}
+
+/// `arn:aws:cloudtrail:<region>:<account>:trail/<name>`
+pub fn trail_arn(region: &str, account: &str, name: &str) -> String {
+    format!("arn:aws:cloudtrail:{region}:{account}:trail/{name}")
+}
+
+/// Whether a name looks like an IPv4 address (four dot-separated groups of 1 to 3 digits).
+pub fn ip_shaped(name: &str) -> bool {
+    let groups: Vec<&str> = name.split('.').collect();
+    groups.len() == 4
+        && groups
+            .iter()
+            .all(|g| (1..=3).contains(&g.len()) && g.bytes().all(|c| c.is_ascii_digit()))
+}
+
+/// Checks a trail name against CloudTrail's rules; the error says what is wrong.
+pub fn check_trail_name(name: &str) -> Result<(), String> {
+    let n = name.len();
+    if n < 3 {
+        return Err(format!(
+            "Trail name too short. Minimum allowed length: 3 characters. Specified name length: {n} characters."
+        ));
+    }
+    if n > 128 {
+        return Err(format!(
+            "Trail name too long. Maximum allowed length: 128 characters. Specified name length: {n} characters."
+        ));
+    }
+    let b = name.as_bytes();
+    let punct = |c: u8| matches!(c, b'.' | b'_' | b'-');
+    if !b.iter().all(|c| c.is_ascii_alphanumeric() || punct(*c)) {
+        return Err(format!(
+            "Trail name or ARN can only contain uppercase letters, lowercase letters, numbers, periods (.), hyphens (-), and underscores (_); {name:?} does not"
+        ));
+    }
+    if !b[0].is_ascii_alphanumeric() {
+        return Err("Trail name must starts with a letter or number.".into());
+    }
+    if !b[n - 1].is_ascii_alphanumeric() {
+        return Err("Trail name must ends with a letter or number.".into());
+    }
+    if b.windows(2).any(|w| punct(w[0]) && punct(w[1])) {
+        return Err(format!(
+            "Trail name {name:?} has adjacent periods, underscores or dashes; names like my-_namespace or my--namespace are not valid."
+        ));
+    }
+    if ip_shaped(name) {
+        return Err(format!(
+            "Trail name {name:?} is in IP address format, which is not allowed."
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trail_names() {
+        for ok in [
+            "abc",
+            "My.Trail_1-x",
+            "a-b.c_d",
+            "192.168.5",
+            "1.2.3.4.5",
+            &"a".repeat(128),
+        ] {
+            assert!(check_trail_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "ab",
+            "",
+            &"a".repeat(129),
+            "-abc",
+            "abc_",
+            "my--namespace",
+            "my-_namespace",
+            "a..b",
+            "has space",
+            "arn:aws:x",
+            "192.168.5.4",
+            "1.2.3.4",
+            "tr\u{e9}il",
+        ] {
+            assert!(check_trail_name(bad).is_err(), "{bad}");
+        }
+        assert!(check_trail_name("ab").unwrap_err().contains("too short"));
+        assert!(check_trail_name("-ab").unwrap_err().contains("starts with"));
     }
 }
