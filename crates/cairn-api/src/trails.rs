@@ -569,6 +569,7 @@ pub async fn create_trail(
         stop_logging_ms: None,
         created_ms: cairn_event::now_ms(),
         recursive_logging: recursive,
+        past_logging: Vec::new(),
     };
     // Name and quota first (cheap, and what the caller most needs to hear), the bucket next;
     // the registry checks both rules again as it adds the trail.
@@ -805,6 +806,9 @@ pub async fn set_logging(
                 } else if !on && t.logging {
                     t.logging = false;
                     t.stop_logging_ms = Some(now);
+                    if let Some(start) = t.start_logging_ms {
+                        t.record_logging_period(start, now);
+                    }
                 }
                 Ok::<(), Refusal>(())
             })

@@ -35,7 +35,14 @@ pub struct Trail {
     /// true). Kept and reported; nothing acts on it yet.
     #[serde(default)]
     pub recursive_logging: Option<bool>,
+    /// Earlier logging periods `[start, stop)` (the newest few), so that events stored in
+    /// one and not yet delivered when logging stopped and started again are still delivered.
+    #[serde(default)]
+    pub past_logging: Vec<(i64, i64)>,
 }
+
+/// Logging periods a trail remembers besides the current one.
+const PAST_PERIODS: usize = 32;
 
 /// Event sources whose events CloudTrail records as global service events (in us-east-1).
 pub const GLOBAL_SOURCES: [&str; 6] = [
@@ -48,6 +55,27 @@ pub const GLOBAL_SOURCES: [&str; 6] = [
 ];
 
 impl Trail {
+    /// Remembers a logging period that just ended.
+    pub fn record_logging_period(&mut self, start_ms: i64, stop_ms: i64) {
+        self.past_logging.push((start_ms, stop_ms));
+        if self.past_logging.len() > PAST_PERIODS {
+            self.past_logging.remove(0);
+        }
+    }
+
+    /// Whether the trail was logging when Cairn stored an event at `stored_ms`.
+    pub fn logging_at(&self, stored_ms: i64) -> bool {
+        let current = self.start_logging_ms.is_some_and(|start| {
+            stored_ms >= start
+                && (self.logging || self.stop_logging_ms.is_some_and(|stop| stored_ms < stop))
+        });
+        current
+            || self
+                .past_logging
+                .iter()
+                .any(|(start, stop)| (*start..*stop).contains(&stored_ms))
+    }
+
     pub fn arn(&self) -> String {
         trail_arn(&self.home_region, &self.account_id, &self.name)
     }
@@ -173,5 +201,34 @@ mod tests {
         }
         assert!(check_trail_name("ab").unwrap_err().contains("too short"));
         assert!(check_trail_name("-ab").unwrap_err().contains("starts with"));
+    }
+}
+
+#[cfg(test)]
+mod logging_tests {
+    use super::*;
+
+    #[test]
+    fn events_of_an_earlier_logging_period_are_still_wanted() {
+        let mut t: Trail = serde_json::from_value(serde_json::json!({
+            "account_id": "111122223333", "name": "t", "home_region": "us-east-1",
+            "s3_bucket": "b", "s3_key_prefix": null, "sns_topic_name": null,
+            "include_global_service_events": true, "multi_region": false,
+            "log_file_validation": false, "cloudwatch_logs_log_group_arn": null,
+            "cloudwatch_logs_role_arn": null, "kms_key_id": null, "selectors": {},
+            "insight_selectors": [], "tags": [], "logging": true, "start_logging_ms": 100,
+            "stop_logging_ms": null, "created_ms": 0
+        }))
+        .expect("trail");
+        assert!(!t.logging_at(99) && t.logging_at(100));
+        // Stop at 200, start again at 300.
+        t.logging = false;
+        t.stop_logging_ms = Some(200);
+        t.record_logging_period(100, 200);
+        assert!(t.logging_at(150) && !t.logging_at(250));
+        t.logging = true;
+        t.start_logging_ms = Some(300);
+        assert!(t.logging_at(150), "the first period is remembered");
+        assert!(!t.logging_at(250) && t.logging_at(300));
     }
 }

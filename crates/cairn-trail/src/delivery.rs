@@ -175,17 +175,6 @@ fn event_time_ms(record: &[u8]) -> Option<i64> {
     cairn_event::parse_event_time(t.event_time.as_deref()?)
 }
 
-/// Whether the trail was logging when a batch was stored.
-fn logging_at(trail: &Trail, stored_ms: i64) -> bool {
-    let Some(start) = trail.start_logging_ms else {
-        return false;
-    };
-    if stored_ms < start {
-        return false;
-    }
-    trail.logging || trail.stop_logging_ms.is_some_and(|stop| stored_ms < stop)
-}
-
 fn gzip(raw: &[u8]) -> Result<Vec<u8>> {
     let mut enc = GzEncoder::new(Vec::with_capacity(raw.len() / 8), Compression::fast());
     enc.write_all(raw)
@@ -376,7 +365,7 @@ impl Delivery {
                 };
                 let live: Vec<&&Trail> = account_trails
                     .iter()
-                    .filter(|t| logging_at(t, frame.stored_ms))
+                    .filter(|t| t.logging_at(frame.stored_ms))
                     .collect();
                 if live.is_empty() {
                     continue;

@@ -278,6 +278,7 @@ mod tests {
             stop_logging_ms: None,
             created_ms: 0,
             recursive_logging: None,
+            past_logging: Vec::new(),
         }
     }
 
