@@ -89,9 +89,16 @@ async fn store_batch(
 }
 
 /// The native route: a JSON array of records, NDJSON, one record, or a log file.
-pub async fn native(store: Arc<Store>, account: String, body: Vec<u8>) -> Result<Value, ApiError> {
-    // Splitting, validating, normalising and compressing all run in one blocking task.
+pub async fn native(
+    store: Arc<Store>,
+    account: String,
+    body: Vec<u8>,
+    gzip: bool,
+) -> Result<Value, ApiError> {
+    // Inflating, splitting, validating, normalising and compressing all run in one blocking
+    // task, off the threads that serve requests.
     let (pending, ids, results) = tokio::task::spawn_blocking(move || {
+        let body = inflate(&body, gzip)?;
         let parts = cairn_event::split_records(&body).map_err(|e| match e {
             cairn_event::BodyError::Empty => ApiError::bad("ValidationException", e.to_string()),
             cairn_event::BodyError::Malformed(_) => {
