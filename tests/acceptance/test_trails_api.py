@@ -719,6 +719,13 @@ def test_tags(cairn):
     listed = ct.list_tags(ResourceIdList=[channel, t])["ResourceTagList"]
     assert listed[0] == {"ResourceId": channel, "TagsList": []}
     assert listed[1]["ResourceId"] == t
+    ct.add_tags(ResourceId=channel, TagsList=[{"Key": "team", "Value": "sec"}, {"Key": "x"}])
+    ct.add_tags(ResourceId=channel, TagsList=[{"Key": "team", "Value": "audit"}])
+    ct.remove_tags(ResourceId=channel, TagsList=[{"Key": "x"}])
+    listed = ct.list_tags(ResourceIdList=[channel])["ResourceTagList"]
+    assert listed[0]["TagsList"] == [{"Key": "team", "Value": "audit"}]
+    ct.remove_tags(ResourceId=channel, TagsList=[{"Key": "team"}])
+    assert ct.list_tags(ResourceIdList=[channel])["ResourceTagList"][0]["TagsList"] == []
     fails("ResourceNotFoundException", ct.list_tags,
           ResourceIdList=["arn:aws:cloudtrail:us-east-1:111122223333:channel/"
                           "00000000-0000-0000-0000-000000000000"])

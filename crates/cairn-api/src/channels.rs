@@ -89,6 +89,26 @@ impl Channels {
             .map_err(|e| ApiError::internal(format!("cannot save channels: {e}")))
     }
 
+    /// Changes a channel's tags (`{"Key", "Value"}` objects) and saves them.
+    pub fn update_tags(
+        &self,
+        arn: &str,
+        change: impl FnOnce(&mut Vec<Value>) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        {
+            let mut list = self.list.write();
+            let channel = list.iter_mut().find(|c| c.arn == arn).ok_or_else(|| {
+                ApiError::new(
+                    "ChannelNotFoundException",
+                    404,
+                    format!("Channel {arn} not found"),
+                )
+            })?;
+            change(&mut channel.tags)?;
+        }
+        self.save()
+    }
+
     /// Finds a channel of the account by ARN or by its id. The error codes differ between the
     /// `cloudtrail` and `cloudtrail-data` models, so the caller names them.
     pub fn resolve(

@@ -1135,13 +1135,17 @@ fn taggable(state: &AppState, caller: &Caller, id: &str, need: Need) -> Result<T
     ))
 }
 
-fn channel_tags_unsupported(id: &str) -> ApiError {
-    ApiError::bad(
-        "UnsupportedOperationException",
-        format!(
-            "{id}: changing the tags of a channel is not supported by this version of Cairn; tags given to CreateChannel are kept and ListTags shows them"
-        ),
-    )
+/// A channel's stored tags as [`Tag`]s.
+fn tags_of(values: &[Value]) -> Vec<Tag> {
+    values
+        .iter()
+        .filter_map(|v| {
+            Some(Tag {
+                key: v.get("Key")?.as_str()?.to_owned(),
+                value: v.get("Value").and_then(Value::as_str).map(str::to_owned),
+            })
+        })
+        .collect()
 }
 
 pub async fn add_tags(state: &AppState, caller: &Caller, input: &Input) -> Result<Value, ApiError> {
@@ -1152,7 +1156,25 @@ pub async fn add_tags(state: &AppState, caller: &Caller, input: &Input) -> Resul
     let tags = parse_tags(&list, false)?;
     let t = match taggable(state, caller, id, Need::Home)? {
         Taggable::Trail(t) => t,
-        Taggable::Channel(_) => return Err(channel_tags_unsupported(id)),
+        Taggable::Channel(c) => {
+            return state
+                .channels
+                .update_tags(&c.arn, |existing| {
+                    let mut current = tags_of(existing);
+                    for tag in tags {
+                        match current.iter_mut().find(|x| x.key == tag.key) {
+                            Some(x) => x.value = tag.value,
+                            None => current.push(tag),
+                        }
+                    }
+                    if current.len() > MAX_TAGS {
+                        return Err(too_many_tags(current.len()));
+                    }
+                    *existing = tags_json(&current).as_array().cloned().unwrap_or_default();
+                    Ok(())
+                })
+                .map(|()| json!({}));
+        }
     };
     let trails = Arc::clone(&state.trails);
     blocking(move || {
@@ -1187,7 +1209,17 @@ pub async fn remove_tags(
     let tags = parse_tags(&list, true)?;
     let t = match taggable(state, caller, id, Need::Home)? {
         Taggable::Trail(t) => t,
-        Taggable::Channel(_) => return Err(channel_tags_unsupported(id)),
+        Taggable::Channel(c) => {
+            return state
+                .channels
+                .update_tags(&c.arn, |existing| {
+                    let mut current = tags_of(existing);
+                    current.retain(|x| !tags.iter().any(|r| r.key == x.key));
+                    *existing = tags_json(&current).as_array().cloned().unwrap_or_default();
+                    Ok(())
+                })
+                .map(|()| json!({}));
+        }
     };
     let trails = Arc::clone(&state.trails);
     blocking(move || {
