@@ -212,12 +212,15 @@ class CairnServer:
     """One `cairn serve` on a data directory; can be stopped and started again."""
 
     def __init__(self, data_dir: Path, log_path: Path, access_key: str = ACCESS_KEY_ID,
-                 secret_key: str = SECRET_ACCESS_KEY):
+                 secret_key: str = SECRET_ACCESS_KEY, account_id: str = ACCOUNT_ID,
+                 extra_args: Iterable[str] = ()):
         self.binary = cairn_bin()
         self.data_dir = data_dir
         self.log_path = log_path
         self.access_key = access_key
         self.secret_key = secret_key
+        self.account_id = account_id
+        self.extra_args = list(extra_args)
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.starts = 0
@@ -236,7 +239,8 @@ class CairnServer:
             env["CAIRN_SECRET_ACCESS_KEY"] = self.secret_key
             env.setdefault("RUST_BACKTRACE", "1")
             cmd = [str(self.binary), "serve", "--data-dir", str(self.data_dir),
-                   "--listen", f"127.0.0.1:{self.port}", "--account-id", ACCOUNT_ID]
+                   "--listen", f"127.0.0.1:{self.port}", "--account-id", self.account_id,
+                   *self.extra_args]
             log = self.log_path.open("ab")
             log.write(f"\n===== start #{self.starts + 1}: {' '.join(cmd)} =====\n".encode())
             log.flush()
@@ -547,6 +551,126 @@ def lookup_all(cairn):
 def ct(cairn):
     """boto3 CloudTrail client."""
     return cairn.client("cloudtrail")
+
+
+OTHER_ACCOUNT_ID = "444455556666"
+OTHER_ACCESS_KEY_ID = "AKIACAIRNTEST0000002"
+OTHER_SECRET_ACCESS_KEY = "cairnAcceptanceTestOtherSecret/0123456789"
+
+
+class Account:
+    """An account and one of its access keys."""
+
+    def __init__(self, account_id: str, access_key: str, secret_key: str):
+        self.account_id = account_id
+        self.access_key = access_key
+        self.secret_key = secret_key
+
+
+@pytest.fixture(scope="module")
+def second_account(cairn) -> Account:
+    """A second account with its own access key on this module's server.
+
+    `cairn serve` adds the account and key it is started with (`--account-id`,
+    CAIRN_ACCESS_KEY_ID) to those it keeps, so the server is stopped, started once as the
+    second account, and started again as the first: both keys then work. The endpoint
+    changes (a new port); `cairn.endpoint` follows it."""
+    cairn.server.stop()
+    other = CairnServer(cairn.server.data_dir, cairn.server.log_path, OTHER_ACCESS_KEY_ID,
+                        OTHER_SECRET_ACCESS_KEY, account_id=OTHER_ACCOUNT_ID)
+    other.start()
+    other.stop()
+    cairn._clients.clear()
+    cairn.server.start()
+    return Account(OTHER_ACCOUNT_ID, OTHER_ACCESS_KEY_ID, OTHER_SECRET_ACCESS_KEY)
+
+
+class MotoServer:
+    """A `moto_server` (an in-memory fake of AWS services, S3 among them) on loopback.
+    It accepts any credentials."""
+
+    access_key = "testing"
+    secret_key = "testing"
+    region = REGION
+
+    def __init__(self, proc: subprocess.Popen, port: int, log_path: Path):
+        self.proc = proc
+        self.port = port
+        self.log_path = log_path
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, service: str = "s3"):
+        return boto3.session.Session().client(
+            service, endpoint_url=self.endpoint, region_name=self.region,
+            aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            config=botocore.config.Config(retries={"max_attempts": 2, "mode": "standard"}),
+        )
+
+    def reset(self) -> None:
+        """Forgets every bucket and object (moto's reset API)."""
+        req = urllib.request.Request(self.endpoint + "/moto-api/reset", data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            r.read()
+
+    def log_tail(self, lines: int = 50) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return "(no moto log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory):
+    """A `moto_server` from the virtualenv (`pip install 'moto[server]'`, which scripts/test
+    does) on a free loopback port, for tests against an S3-compatible service; stopped at
+    the end of the session."""
+    exe = Path(sys.executable).parent / "moto_server"
+    if not exe.exists():
+        pytest.fail(f"{exe} is missing: pip install 'moto[server]' into the test virtualenv")
+    log_path = tmp_path_factory.mktemp("moto") / "moto.log"
+    last_error = ""
+    for _attempt in range(3):
+        port = free_port()
+        with log_path.open("ab") as log:
+            proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)],
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        server = MotoServer(proc, port, log_path)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(server.endpoint + "/moto-api/data.json",
+                                            timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, OSError,
+                    http.client.HTTPException):
+                pass
+            time.sleep(0.1)
+        else:
+            last_error = (f"moto_server exited with status {proc.returncode}"
+                          if proc.poll() is not None
+                          else f"moto_server did not answer within {START_TIMEOUT:.0f} s")
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+            continue
+        try:
+            yield server
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        return
+    raise RuntimeError(f"could not start moto_server: {last_error}\n--- log ---\n"
+                       f"{MotoServer(None, 0, log_path).log_tail()}")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod input;
 pub mod lookup;
 pub mod public_keys;
+pub mod s3;
 pub mod sigv4;
 pub mod trails;
 
@@ -21,7 +22,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use serde_json::Value;
 
 use cairn_store::Store;
@@ -89,10 +90,13 @@ pub struct AppState {
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/", post(cloudtrail).get(home))
+        .route("/", post(cloudtrail).get(s3::root))
         .route("/PutAuditEvents", post(put_audit_events))
         .route("/v1/events", post(native_ingest))
-        .route("/health", get(health))
+        .route("/health", get(s3::health).fallback(s3::handle))
+        .route("/{bucket}", any(s3::handle))
+        .route("/{bucket}/", any(s3::handle))
+        .route("/{bucket}/{*key}", any(s3::handle))
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
 }

@@ -23,7 +23,9 @@ pub enum BucketError {
     NoSuchBucket(String),
     #[error("the object {0} does not exist")]
     NoSuchKey(String),
-    #[error("{0:?} is not a valid bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit")]
+    #[error(
+        "{0:?} is not a valid bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit"
+    )]
     InvalidBucketName(String),
     #[error("{0:?} is not a valid object key")]
     InvalidKey(String),
@@ -62,7 +64,9 @@ pub struct S3Config {
 #[derive(Debug, Clone)]
 pub enum Backend {
     /// Each bucket is a folder under `root`.
-    Folder { root: PathBuf },
+    Folder {
+        root: PathBuf,
+    },
     S3(S3Config),
 }
 
@@ -208,6 +212,105 @@ impl Backend {
             .collect();
         names.sort();
         names
+    }
+
+    /// Where the owner record of folder bucket `name` lives: `<root>/.meta/.owners/<name>`
+    /// (no bucket can be called `.owners`, so it cannot collide with object metadata).
+    fn owner_path(&self, name: &str) -> Result<PathBuf> {
+        let Backend::Folder { root } = self else {
+            return Err(BucketError::Remote(
+                "buckets on an S3 service have no owner recorded by Cairn".into(),
+            ));
+        };
+        if !valid_bucket_name(name) {
+            return Err(BucketError::InvalidBucketName(name.to_owned()));
+        }
+        Ok(root.join(".meta").join(".owners").join(name))
+    }
+
+    /// The account that created folder bucket `name` through Cairn, if one is recorded.
+    /// A bucket made by hand (a folder created outside Cairn) has none.
+    pub fn folder_bucket_owner(&self, name: &str) -> Result<Option<String>> {
+        let path = self.owner_path(name)?;
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&path)(e)),
+        };
+        let record: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| BucketError::Io {
+                path: path.clone(),
+                source: io::Error::new(io::ErrorKind::InvalidData, e),
+            })?;
+        Ok(record
+            .get("account_id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned))
+    }
+
+    /// Records `account_id` as the owner of folder bucket `name` unless an owner is recorded
+    /// already (the first record wins, also against a concurrent call). Returns the owner
+    /// on record afterwards: `account_id` when this call recorded it or it was already the
+    /// owner, another account otherwise.
+    pub fn record_folder_bucket_owner(&self, name: &str, account_id: &str) -> Result<String> {
+        let path = self.owner_path(name)?;
+        let Backend::Folder { root } = self else {
+            return Err(BucketError::Remote("not a folder backend".into()));
+        };
+        let record = serde_json::json!({
+            "account_id": account_id,
+            "created_ms": millis(std::time::SystemTime::now()),
+        });
+        let bytes = serde_json::to_vec(&record).map_err(|e| BucketError::Remote(e.to_string()))?;
+        let tmp_dir = root.join(".tmp");
+        fs::create_dir_all(&tmp_dir).map_err(io_err(&tmp_dir))?;
+        let parent = root.join(".meta").join(".owners");
+        fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+        let tmp = tmp_dir.join(format!(
+            "owner-{}-{:x}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        let written = File::create(&tmp)
+            .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
+            .map_err(io_err(&tmp));
+        // A hard link never replaces an existing file: whoever links first owns the bucket.
+        let linked = written.and_then(|()| match fs::hard_link(&tmp, &path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(io_err(&path)(e)),
+        });
+        let _ = fs::remove_file(&tmp);
+        if linked? {
+            sync_dir(&parent)?;
+            return Ok(account_id.to_owned());
+        }
+        match self.folder_bucket_owner(name)? {
+            Some(owner) => Ok(owner),
+            None => Err(BucketError::Remote(format!(
+                "the owner record {} is unreadable",
+                path.display()
+            ))),
+        }
+    }
+
+    /// When folder bucket `name` was created, in ms since the epoch: the time of its owner
+    /// record, else the folder's modification time. `None` when the folder does not exist.
+    pub fn folder_bucket_created_ms(&self, name: &str) -> Option<i64> {
+        let Backend::Folder { root } = self else {
+            return None;
+        };
+        let dir = fs::metadata(root.join(name)).ok().filter(|m| m.is_dir())?;
+        let recorded = self
+            .owner_path(name)
+            .ok()
+            .and_then(|p| fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("created_ms").and_then(serde_json::Value::as_i64));
+        recorded.or_else(|| dir.modified().ok().map(millis))
     }
 }
 
@@ -382,10 +485,7 @@ impl Bucket {
                     }
                 }
                 let last_modified_ms = got.meta.last_modified.timestamp_millis();
-                let bytes = got
-                    .bytes()
-                    .await
-                    .map_err(|e| remote(&self.name, key, e))?;
+                let bytes = got.bytes().await.map_err(|e| remote(&self.name, key, e))?;
                 Ok(Object {
                     bytes,
                     metadata,
@@ -578,9 +678,13 @@ mod tests {
         assert!(backend.create_folder_bucket("logs").expect("create"));
         let b = backend.bucket("logs").expect("bucket");
         assert!(b.exists().await.expect("exists"));
-        b.put("a/b/one.json.gz", Bytes::from_static(b"1"), &[("signature", "ab")])
-            .await
-            .expect("put");
+        b.put(
+            "a/b/one.json.gz",
+            Bytes::from_static(b"1"),
+            &[("signature", "ab")],
+        )
+        .await
+        .expect("put");
         b.put("a/b/two.json.gz", Bytes::from_static(b"22"), &[])
             .await
             .expect("put");
@@ -589,7 +693,10 @@ mod tests {
             .expect("put");
         let got = b.get("a/b/one.json.gz").await.expect("get");
         assert_eq!(&got.bytes[..], b"1");
-        assert_eq!(got.metadata.get("signature").map(String::as_str), Some("ab"));
+        assert_eq!(
+            got.metadata.get("signature").map(String::as_str),
+            Some("ab")
+        );
         let keys: Vec<String> = b
             .list("a/b", None)
             .await
@@ -610,7 +717,10 @@ mod tests {
             b.get("a/b/none").await,
             Err(BucketError::NoSuchKey(_))
         ));
-        assert!(matches!(b.put("../x", Bytes::new(), &[]).await, Err(BucketError::InvalidKey(_))));
+        assert!(matches!(
+            b.put("../x", Bytes::new(), &[]).await,
+            Err(BucketError::InvalidKey(_))
+        ));
         let missing = backend.bucket("nope").expect("bucket");
         assert!(!missing.exists().await.expect("exists"));
         assert!(matches!(
@@ -631,5 +741,39 @@ mod tests {
         );
         assert_eq!(parse_s3_url("s3://b"), Some(("b".into(), String::new())));
         assert_eq!(parse_s3_url("/tmp"), None);
+    }
+
+    #[test]
+    fn folder_bucket_owners() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = Backend::folder(dir.path());
+        assert!(backend.create_folder_bucket("owned").expect("create"));
+        assert_eq!(backend.folder_bucket_owner("owned").expect("owner"), None);
+        let first = backend
+            .record_folder_bucket_owner("owned", "111122223333")
+            .expect("record");
+        assert_eq!(first, "111122223333");
+        let second = backend
+            .record_folder_bucket_owner("owned", "444455556666")
+            .expect("record");
+        assert_eq!(second, "111122223333", "the first record wins");
+        assert_eq!(
+            backend
+                .folder_bucket_owner("owned")
+                .expect("owner")
+                .as_deref(),
+            Some("111122223333")
+        );
+        assert!(
+            backend
+                .folder_bucket_created_ms("owned")
+                .is_some_and(|t| t > 0)
+        );
+        assert_eq!(backend.folder_bucket_created_ms("missing"), None);
+        // The owner records stay out of bucket listings and object metadata.
+        assert_eq!(backend.folder_buckets(), ["owned"]);
+        assert!(backend.folder_bucket_owner("Bad_Name").is_err());
+        let s3 = Backend::S3(S3Config::default());
+        assert!(s3.folder_bucket_owner("owned").is_err());
     }
 }
