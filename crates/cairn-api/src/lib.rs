@@ -332,8 +332,7 @@ async fn native_ingest(
             .get("content-encoding")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-        let body = ingest::inflate(&body, gzip)?.into_owned();
-        ingest::native(state.store.clone(), caller.account_id, body).await
+        ingest::native(state.store.clone(), caller.account_id, body.to_vec(), gzip).await
     }
     .await;
     respond(result, "application/json")

@@ -249,7 +249,13 @@ impl Delivery {
             // Trails deliver what is stored from now on.
             state.cursor = Some(store.durable_end());
         }
-        store.hold(state.cursor);
+        if trails
+            .snapshot()
+            .iter()
+            .any(|t| t.start_logging_ms.is_some())
+        {
+            store.hold(state.cursor);
+        }
         status.replace_all(state.status.clone());
         keys.ensure(cairn_event::now_ms())?;
         let delivery = Arc::new(Delivery {
@@ -442,7 +448,9 @@ impl Delivery {
             state.cursor = Some(next);
             drop(state);
             self.save()?;
-            self.store.hold(Some(next));
+            // With no trail that ever logged, nothing will be read behind the cursor: let
+            // retention work freely.
+            self.store.hold((!by_account.is_empty()).then_some(next));
             if fed.is_empty() {
                 return Ok(());
             }
