@@ -411,6 +411,14 @@ def test_another_account_cannot_read(cairn, trail_keys, second_account):
             == b"by hand"
         assert "facade-by-hand" in [b["Name"] for b in client.list_buckets()["Buckets"]]
 
+    # A trail of the other account cannot write into the first account's bucket.
+    other_ct = cairn.client("cloudtrail", access_key=second_account.access_key,
+                            secret_key=second_account.secret_key)
+    with pytest.raises(ClientError) as e:
+        other_ct.create_trail(Name="intruder", S3BucketName=BUCKET)
+    assert e.value.response["Error"]["Code"] == "InsufficientS3BucketPolicyException"
+    other_ct.create_trail(Name="own", S3BucketName="facade-other")
+
 
 # --------------------------------------------------------------------------------------------
 # aws cloudtrail validate-logs, end to end

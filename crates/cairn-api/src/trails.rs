@@ -303,9 +303,24 @@ fn check_bucket_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Checks that the bucket exists where Cairn keeps buckets.
-async fn check_bucket_exists(state: &AppState, name: &str) -> Result<(), ApiError> {
+/// Checks that the bucket exists where Cairn keeps buckets, and that a folder bucket made
+/// through Cairn's S3 API belongs to the caller's account (the bucket policy of Cairn).
+async fn check_bucket_exists(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+) -> Result<(), ApiError> {
     check_bucket_name(name)?;
+    if let Ok(Some(owner)) = state.buckets.folder_bucket_owner(name)
+        && owner != caller.account_id
+    {
+        return Err(ApiError::bad(
+            "InsufficientS3BucketPolicyException",
+            format!(
+                "bucket {name} belongs to another account: a trail can only write into a bucket of its own account"
+            ),
+        ));
+    }
     let bucket = state
         .buckets
         .bucket(name)
@@ -574,7 +589,7 @@ pub async fn create_trail(
     // Name and quota first (cheap, and what the caller most needs to hear), the bucket next;
     // the registry checks both rules again as it adds the trail.
     state.trails.check_new(&trail).map_err(registry_error)?;
-    check_bucket_exists(state, bucket).await?;
+    check_bucket_exists(state, caller, bucket).await?;
     let trails = Arc::clone(&state.trails);
     let created = blocking(move || trails.create(trail).map_err(registry_error)).await?;
     Ok(trail_response(&created))
@@ -611,7 +626,7 @@ pub async fn update_trail(
         return Err(combination_error());
     }
     if let Some(b) = &bucket {
-        check_bucket_exists(state, b).await?;
+        check_bucket_exists(state, caller, b).await?;
     }
     let trails = Arc::clone(&state.trails);
     let (account, home, name) = (t.account_id.clone(), t.home_region.clone(), t.name.clone());
