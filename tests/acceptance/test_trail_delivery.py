@@ -599,3 +599,21 @@ def test_import_an_awslogs_folder_and_follow(tmp_path):
             follow.wait(timeout=10)
     finally:
         stop_cairn(c)
+
+
+def test_list_public_keys(trail):
+    c = trail["cairn"]
+    keys = c.aws("cloudtrail", "list-public-keys")["PublicKeyList"]
+    assert keys, "the current key is published"
+    import base64
+    import hashlib
+    for k in keys:
+        der = base64.b64decode(k["Value"])
+        assert der.startswith(bytes.fromhex("3082010a0282010100")), "PKCS #1 RSAPublicKey, 2048 bits"
+        assert k["Fingerprint"] == hashlib.md5(der).hexdigest()
+        assert k["ValidityStartTime"] <= k["ValidityEndTime"]
+    bad = c.aws("cloudtrail", "list-public-keys", "--start-time", "2026-01-02",
+                "--end-time", "2026-01-01", check=False)
+    assert bad.returncode != 0 and "InvalidTimeRangeException" in bad.stderr
+    assert c.aws("cloudtrail", "list-public-keys", "--start-time", "2001-01-01",
+                 "--end-time", "2001-01-02")["PublicKeyList"] == []
