@@ -581,15 +581,21 @@ fn write_synced(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
         .parent()
         .ok_or_else(|| BucketError::InvalidKey(dest.display().to_string()))?;
     fs::create_dir_all(parent).map_err(io_err(parent))?;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let tmp = tmp_dir.join(format!(
-        "{}-{:x}",
+        "{}-{}-{:x}",
         std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0)
     ));
-    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut f = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(io_err(&tmp))?;
     f.write_all(bytes).map_err(io_err(&tmp))?;
     f.sync_all().map_err(io_err(&tmp))?;
     fs::rename(&tmp, dest).map_err(io_err(dest))?;

@@ -17,6 +17,8 @@ const SEGMENT_MAGIC: &[u8; 8] = b"CAIRNJ01";
 const SEGMENT_HEADER: u64 = 16;
 const FRAME_MAGIC: u32 = 0x4652_4d31; // "FRM1"
 const FRAME_HEADER: u64 = 12;
+/// Segment files a reader keeps open at most.
+const MAX_OPEN_SEGMENTS: usize = 128;
 /// The largest frame payload accepted (a frame holds one batch of records).
 pub const MAX_FRAME: usize = 256 * 1024 * 1024;
 
@@ -128,7 +130,16 @@ impl Reader {
             }
             Err(e) => return Err(io_err(&path)(e)),
         };
-        self.files.write().insert(segment, file.clone());
+        let mut files = self.files.write();
+        // Keep a bounded number of segments open (90 days of hourly segments would pass the
+        // usual limit of open files): drop some other handle; it is reopened when needed.
+        while files.len() >= MAX_OPEN_SEGMENTS {
+            let Some(victim) = files.keys().copied().find(|k| *k != segment) else {
+                break;
+            };
+            files.remove(&victim);
+        }
+        files.insert(segment, file.clone());
         Ok(file)
     }
 

@@ -58,6 +58,9 @@ pub struct StoreOptions {
     pub journal: JournalOptions,
     /// Batches that may wait for the writer before new ones are throttled.
     pub queue_batches: usize,
+    /// Retention removes nothing until a consumer calls [`Store::hold`] (set this when a
+    /// consumer with a cursor, such as trail delivery, is about to open).
+    pub held_at_open: bool,
 }
 
 impl Default for StoreOptions {
@@ -66,6 +69,7 @@ impl Default for StoreOptions {
             retention_ms: Some(90 * 86_400_000),
             journal: JournalOptions::default(),
             queue_batches: 512,
+            held_at_open: false,
         }
     }
 }
@@ -272,7 +276,7 @@ impl Store {
                 offset: end_offset,
             }),
             durable_moved: tokio::sync::Notify::new(),
-            hold_from: AtomicU64::new(u64::MAX),
+            hold_from: AtomicU64::new(if opts.held_at_open { 0 } else { u64::MAX }),
             reader: journal.reader(),
             dicts,
             failed: AtomicBool::new(false),
@@ -480,6 +484,16 @@ impl Store {
                     };
                     continue;
                 }
+                Err(e @ JournalError::Corrupt { .. }) if pos.segment < end.segment => {
+                    // Damage in a sealed segment: what follows in it cannot be framed. The
+                    // store's own replay skipped it the same way; go on with the next one.
+                    tracing::error!(error = %e, "skipping the rest of a damaged journal segment");
+                    pos = Position {
+                        segment: pos.segment + 1,
+                        offset: cairn_journal::Journal::FIRST_FRAME,
+                    };
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             };
             let Some((loc, payload)) = frame else {
@@ -500,16 +514,30 @@ impl Store {
             if pos.segment == end.segment && next.offset > end.offset {
                 break; // written but not yet durable
             }
-            let (header, start) = frame::decode_header(&payload)?;
+            let (header, start) = match frame::decode_header(&payload) {
+                Ok(h) => h,
+                Err(e) => {
+                    // A frame whose checksum holds but whose header does not decode: skip it.
+                    tracing::error!(error = %e, segment = pos.segment, offset = pos.offset, "skipping an undecodable journal frame");
+                    pos = next;
+                    continue;
+                }
+            };
             let wanted = want(&header.account);
             let mut records = Vec::with_capacity(if wanted { header.lens.len() } else { 0 });
             let mut at = start;
             for len in header.lens.iter().filter(|_| wanted) {
                 let stop = at + *len as usize;
-                let data = payload
+                let record = payload
                     .get(at..stop)
-                    .ok_or_else(|| StoreError::Decode("record outside its frame".into()))?;
-                records.push(self.shared.dicts.decompress(header.dict, data)?);
+                    .ok_or_else(|| StoreError::Decode("record outside its frame".into()))
+                    .and_then(|data| self.shared.dicts.decompress(header.dict, data));
+                match record {
+                    Ok(r) => records.push(r),
+                    Err(e) => {
+                        tracing::error!(error = %e, segment = pos.segment, "a stored record cannot be read back; consumers skip it")
+                    }
+                }
                 at = stop;
             }
             count += records.len();
@@ -792,6 +820,10 @@ impl Writer {
     }
 
     fn maintain(&mut self) {
+        if self.shared.failed.load(Ordering::Acquire) {
+            // After a failed write nothing more is flushed or published as durable.
+            return;
+        }
         let now = cairn_event::now_ms();
         match self.journal.maybe_rotate(now) {
             Ok(true) => self.publish_durable(),

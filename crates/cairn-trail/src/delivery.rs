@@ -301,9 +301,15 @@ impl Delivery {
         let trails = self.trails.snapshot();
         let this = self.clone();
         let trails_for_spool = trails.clone();
-        tokio::task::spawn_blocking(move || this.spool_logs(&trails_for_spool, until, now))
-            .await
-            .map_err(|e| DeliveryError::Other(format!("delivery task failed: {e}")))??;
+        let spooled =
+            tokio::task::spawn_blocking(move || this.spool_logs(&trails_for_spool, until, now))
+                .await
+                .map_err(|e| DeliveryError::Other(format!("delivery task failed: {e}")))?;
+        // Whatever went wrong reading the journal, files already spooled still go out and
+        // digests still close.
+        if let Err(e) = &spooled {
+            tracing::error!(error = %e, "cannot write new trail log files; retrying next interval");
+        }
         self.start_chains(&trails, now)?;
         self.upload(now).await;
         let this = self.clone();
@@ -311,7 +317,7 @@ impl Delivery {
             .await
             .map_err(|e| DeliveryError::Other(format!("delivery task failed: {e}")))??;
         self.upload(now).await;
-        Ok(())
+        spooled
     }
 
     /// A new digest chain for every trail that logs with validation on and has none.
@@ -565,7 +571,11 @@ impl Delivery {
     fn digests(&self, trails: &[Trail], now: i64) -> Result<()> {
         let period = self.opts.digest_period_ms.max(1000);
         let by_arn: HashMap<String, &Trail> = trails.iter().map(|t| (t.arn(), t)).collect();
-        let mut state = self.state.lock();
+        let mut guard = self.state.lock();
+        // Work on a copy: if any digest cannot be signed or spooled, nothing of this round
+        // is kept (no chain points at a digest that was never delivered) and it is retried.
+        let mut work = guard.clone();
+        let state = &mut work;
         let mut spooled: Vec<Pending> = Vec::new();
         let arns: Vec<String> = state.chains.keys().cloned().collect();
         for arn in arns {
@@ -583,7 +593,7 @@ impl Delivery {
             // Periodic digests that are due.
             while chain.last_end_ms + period <= now {
                 let end = chain.last_end_ms + period;
-                self.close_windows(&mut state, &mut chain, end, &mut spooled)?;
+                self.close_windows(state, &mut chain, end, &mut spooled)?;
             }
             if same_chain {
                 state.chains.insert(arn, chain);
@@ -599,12 +609,13 @@ impl Delivery {
                 continue;
             }
             let end = now.max(chain.last_end_ms + 1000);
-            self.close_windows(&mut state, &mut chain, end, &mut spooled)?;
+            self.close_windows(state, &mut chain, end, &mut spooled)?;
             tracing::info!(trail = %arn, "digest chain closed with a final digest");
         }
         state.pending.extend(spooled);
-        drop(state);
         sync_dir(&self.dir.join("spool"))?;
+        *guard = work;
+        drop(guard);
         self.save()
     }
 

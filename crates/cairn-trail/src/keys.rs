@@ -145,7 +145,9 @@ impl Keyring {
                     .map_err(|e| KeyError::Crypto(e.to_string()))?;
                 let pkcs8 = pair.as_der().map_err(|e| KeyError::Crypto(e.to_string()))?;
                 let public = pair.public_key().as_ref().to_vec();
-                for k in keys.iter_mut().filter(|k| k.retired_ms.is_none()) {
+                // Change the list in a copy: a key that could not be saved is never used.
+                let mut next = keys.clone();
+                for k in next.iter_mut().filter(|k| k.retired_ms.is_none()) {
                     k.retired_ms = Some(now_ms);
                 }
                 let k = StoredKey {
@@ -155,8 +157,9 @@ impl Keyring {
                     public_key: STANDARD.encode(&public),
                     private_key: STANDARD.encode(pkcs8.as_ref()),
                 };
-                keys.push(k.clone());
-                save(&self.path, keys)?;
+                next.push(k.clone());
+                save(&self.path, &next)?;
+                *keys = next;
                 tracing::info!(fingerprint = %k.fingerprint, "generated a new digest signing key");
                 (k, pair)
             }

@@ -290,3 +290,66 @@ async fn an_unreachable_bucket_keeps_files_until_it_is_back_even_across_a_restar
     ids.dedup();
     assert_eq!(ids.len(), 40);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_journal_segment_does_not_stop_delivery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = Backend::folder(dir.path());
+    backend.create_folder_bucket("logs").expect("bucket");
+    write_trails(dir.path(), &[trail("main", "logs")]);
+    // One segment per batch.
+    let opts = || StoreOptions {
+        journal: cairn_journal::Options {
+            segment_max_bytes: 1,
+            ..cairn_journal::Options::default()
+        },
+        ..StoreOptions::default()
+    };
+    {
+        let store = Arc::new(Store::open(dir.path(), opts()).expect("store"));
+        // The delivery cursor starts before the events.
+        let (_delivery, _s) = open(dir.path(), store.clone());
+        store_events(&store, 0..10, "us-east-1");
+        store_events(&store, 10..20, "us-east-1");
+    }
+    // Damage the frame of the first batch (in the first segment holding a frame).
+    let mut segments: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path().join("journal"))
+        .expect("journal")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    segments.sort();
+    let first = segments
+        .into_iter()
+        .find(|p| std::fs::metadata(p).map(|m| m.len() > 16).unwrap_or(false))
+        .expect("a segment with a frame");
+    let mut bytes = std::fs::read(&first).expect("segment");
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0xff;
+    std::fs::write(&first, bytes).expect("write");
+    let store = Arc::new(Store::open(dir.path(), opts()).expect("store reopens"));
+    let (delivery, _s) = open(dir.path(), store.clone());
+    store_events(&store, 20..30, "us-east-1");
+    delivery
+        .clone()
+        .tick(cairn_event::now_ms())
+        .await
+        .expect("tick");
+    let bucket = backend.bucket("logs").expect("bucket");
+    let mut ids = Vec::new();
+    for key in keys_under(&backend, "logs", "pre/AWSLogs/").await {
+        if key.contains("/CloudTrail/") {
+            ids.extend(event_ids(&gunzip(
+                &bucket.get(&key).await.expect("get").bytes,
+            )));
+        }
+    }
+    ids.sort();
+    let expected: Vec<String> = (10..30)
+        .map(|i| format!("00000000-0000-0000-0000-{i:012}"))
+        .collect();
+    assert_eq!(
+        ids, expected,
+        "everything after the damaged segment is delivered"
+    );
+}

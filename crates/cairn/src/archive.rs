@@ -7,7 +7,7 @@
 //! Layout: `<prefix>/journal/<id>.log` and `<prefix>/dicts/<id>.zdict` where the prefix is
 //! `cairn-store`.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -35,7 +35,9 @@ fn numbered(dir: &Path, ext: &str) -> Vec<(u64, PathBuf)> {
 }
 
 /// Copies the bucket's segments and dictionaries into a data directory that has no journal
-/// yet. Returns how many segments it restored.
+/// yet. Everything is downloaded into a temporary folder first and moved into place only when
+/// complete, so an interrupted restore is simply done again on the next start. Returns how
+/// many segments it restored.
 pub async fn restore(bucket: &Bucket, data_dir: &Path) -> Result<usize> {
     let journal = data_dir.join("journal");
     if !numbered(&journal, ".log").is_empty() {
@@ -45,6 +47,10 @@ pub async fn restore(bucket: &Bucket, data_dir: &Path) -> Result<usize> {
         .list(&format!("{PREFIX}/"), None)
         .await
         .with_context(|| format!("cannot list the store bucket {}", bucket.name()))?;
+    let staging = data_dir.join("restore.tmp");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
     let mut restored = 0;
     for l in listed {
         let Some(rest) = l.key.strip_prefix(&format!("{PREFIX}/")) else {
@@ -56,27 +62,47 @@ pub async fn restore(bucket: &Bucket, data_dir: &Path) -> Result<usize> {
             _ => continue,
         };
         let obj = bucket.get(&l.key).await?;
-        let target_dir = data_dir.join(dir);
+        let target_dir = staging.join(dir);
         std::fs::create_dir_all(&target_dir)?;
-        let tmp = target_dir.join(format!("{name}.restoring"));
-        std::fs::write(&tmp, &obj.bytes)?;
-        std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, target_dir.join(name))?;
+        let path = target_dir.join(name);
+        std::fs::write(&path, &obj.bytes)?;
+        std::fs::File::open(&path)?.sync_all()?;
         if dir == "journal" {
             restored += 1;
         }
     }
+    if restored == 0 {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Ok(0);
+    }
+    // Complete: move the folders into place (an empty journal folder goes first).
+    for dir in ["dicts", "journal"] {
+        let from = staging.join(dir);
+        if !from.exists() {
+            continue;
+        }
+        let to = data_dir.join(dir);
+        if to.exists() {
+            for entry in std::fs::read_dir(&from)?.flatten() {
+                std::fs::rename(entry.path(), to.join(entry.file_name()))?;
+            }
+        } else {
+            std::fs::rename(&from, &to)?;
+        }
+        std::fs::File::open(&to)?.sync_all()?;
+    }
+    std::fs::remove_dir_all(&staging)?;
     Ok(restored)
 }
 
 /// Uploads sealed segments and dictionaries not yet in the bucket, and removes from the
 /// bucket the segments retention removed here.
 pub async fn sync_once(bucket: &Bucket, data_dir: &Path) -> Result<usize> {
-    let listed: BTreeSet<String> = bucket
+    let listed: BTreeMap<String, u64> = bucket
         .list(&format!("{PREFIX}/"), None)
         .await?
         .into_iter()
-        .map(|l| l.key)
+        .map(|l| (l.key, l.size))
         .collect();
     let mut uploaded = 0;
     let segments = numbered(&data_dir.join("journal"), ".log");
@@ -91,7 +117,9 @@ pub async fn sync_once(bucket: &Bucket, data_dir: &Path) -> Result<usize> {
                 .map(str::to_owned)
                 .unwrap_or_else(|| format!("{id}.{ext}"));
             let key = format!("{PREFIX}/{dir}/{name}");
-            if listed.contains(&key) {
+            // Sealed files never change: one of the same size is already there.
+            let size = tokio::fs::metadata(path).await?.len();
+            if listed.get(&key) == Some(&size) {
                 continue;
             }
             let bytes = tokio::fs::read(path).await?;
@@ -100,7 +128,7 @@ pub async fn sync_once(bucket: &Bucket, data_dir: &Path) -> Result<usize> {
         }
     }
     if let Some((first_local, _)) = segments.first() {
-        for key in &listed {
+        for key in listed.keys() {
             let id = key
                 .strip_prefix(&format!("{PREFIX}/journal/"))
                 .and_then(|n| n.strip_suffix(".log"))

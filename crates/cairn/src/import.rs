@@ -341,8 +341,12 @@ pub fn run(args: ImportArgs) -> Result<()> {
         .build()?;
     let mut buckets = Vec::new();
     for spec in args.sources.iter().filter(|s| s.starts_with("s3://")) {
-        let (bucket, prefix) = cairn_bucket::parse_s3_url(spec)
+        let (bucket, mut prefix) = cairn_bucket::parse_s3_url(spec)
             .with_context(|| format!("{spec} is not an s3://bucket/prefix address"))?;
+        // `s3://b/logs/` means the folder `logs`, not `logs-old` beside it.
+        if spec.ends_with('/') && !prefix.is_empty() {
+            prefix.push('/');
+        }
         let backend = Backend::S3(S3Config {
             endpoint: args.s3_endpoint.clone(),
             ..S3Config::default()
@@ -687,7 +691,22 @@ fn send(client: &Client, batch: &Batch, items: &[Item], summary: &Mutex<Summary>
             delay *= 2;
             continue;
         }
-        break parse_response(status, &bytes)?;
+        match parse_response(status, &bytes) {
+            Ok(v) => break v,
+            // A whole file the server refuses (damaged gzip, not a log file) is that file's
+            // rejection, not the end of the import.
+            Err(e) if batch.whole.is_some() && status < 500 && status != 429 => {
+                let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                s.files += 1;
+                let id = batch
+                    .whole
+                    .and_then(|f| items.get(f))
+                    .map_or("?", |i| i.id.as_str());
+                s.note(id, "InvalidData", &format!("{e:#}"));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
     };
     let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
     if batch.whole.is_some() {

@@ -29,16 +29,24 @@ impl Vouched {
     /// The hash a digest vouches for, for an item (matched on its key, or on the end of a
     /// local path).
     pub fn hash_for(&self, item: &Item) -> Option<&str> {
-        match &item.origin {
-            Origin::S3 { key, .. } => self.hashes.get(key).map(String::as_str),
-            Origin::File(p) => {
-                let text = p.to_string_lossy();
-                let at = text.find("AWSLogs/")?;
-                self.hashes
-                    .iter()
-                    .find(|(k, _)| k.ends_with(&text[at..]))
-                    .map(|(_, h)| h.as_str())
-            }
+        let text = match &item.origin {
+            Origin::S3 { key, .. } => std::borrow::Cow::Borrowed(key.as_str()),
+            Origin::File(p) => p.to_string_lossy(),
+        };
+        self.hashes.get(aws_logs_tail(&text)?).map(String::as_str)
+    }
+}
+
+/// The part of a key from `AWSLogs/` on: what a digest's `s3Object` and a copy of the file
+/// elsewhere have in common.
+fn aws_logs_tail(key: &str) -> Option<&str> {
+    key.find("AWSLogs/").map(|at| &key[at..])
+}
+
+impl Vouched {
+    fn insert(&mut self, key: &str, hash: &str) {
+        if let Some(tail) = aws_logs_tail(key) {
+            self.hashes.insert(tail.to_owned(), hash.to_owned());
         }
     }
 }
@@ -101,6 +109,14 @@ impl Verifier {
             let Ok(parsed) = serde_json::from_slice::<DigestFile>(&raw) else {
                 continue;
             };
+            // A digest counts only where it says it lives (a moved digest vouches for nothing).
+            let fetched = match &item.origin {
+                Origin::S3 { key, .. } => std::borrow::Cow::Borrowed(key.as_str()),
+                Origin::File(p) => p.to_string_lossy(),
+            };
+            if aws_logs_tail(&fetched) != aws_logs_tail(&parsed.digest_s3_object) {
+                continue;
+            }
             digests.insert(
                 parsed.digest_s3_object.clone(),
                 (raw, parsed, meta.get("signature").cloned()),
@@ -155,12 +171,14 @@ impl Verifier {
                 }
             );
         }
-        let mut hashes = HashMap::new();
+        let mut vouched = Vouched {
+            hashes: HashMap::new(),
+        };
         for k in &valid {
             for f in &digests[k].1.log_files {
-                hashes.insert(f.s3_object.clone(), f.hash_value.clone());
+                vouched.insert(&f.s3_object, &f.hash_value);
             }
         }
-        Ok(Vouched { hashes })
+        Ok(vouched)
     }
 }

@@ -229,6 +229,8 @@ fn serve(args: ServeArgs) -> Result<()> {
                 segment_max_age_ms: segment_age_ms,
                 ..cairn_journal::Options::default()
             },
+            // Trail delivery sets the real hold as it opens, before retention may run.
+            held_at_open: true,
             ..StoreOptions::default()
         },
     )?;
