@@ -249,13 +249,12 @@ impl Delivery {
             // Trails deliver what is stored from now on.
             state.cursor = Some(store.durable_end());
         }
-        if trails
+        // Until a trail has logged, nothing is read behind the cursor: retention is free.
+        let logged = trails
             .snapshot()
             .iter()
-            .any(|t| t.start_logging_ms.is_some())
-        {
-            store.hold(state.cursor);
-        }
+            .any(|t| t.start_logging_ms.is_some());
+        store.hold(if logged { state.cursor } else { None });
         status.replace_all(state.status.clone());
         keys.ensure(cairn_event::now_ms())?;
         let delivery = Arc::new(Delivery {
