@@ -11,8 +11,9 @@
 //! twice writes the same bytes to the same key. An unreachable bucket keeps files pending
 //! (GetTrailStatus shows the error) while other trails go on.
 //!
-//! With log file validation on, uploaded files are added to the trail's digest window per
-//! region; at the end of each period a digest listing them is signed, chained to the previous
+//! With log file validation on, uploaded files are added to the digest window of their trail,
+//! bucket and region (a trail moved to another bucket closes its chain in the old one and
+//! starts one in the new one); at the end of each period a digest listing them is signed, chained to the previous
 //! one and delivered the same way. Quiet periods give empty digests; StartLogging begins a new
 //! chain (its first digest has null `previous*` members); StopLogging, turning validation off,
 //! moving the trail to another bucket, or deleting it closes the chain with a final digest.
@@ -133,6 +134,9 @@ struct Pending {
     spool: String,
     trail_arn: String,
     bucket: String,
+    /// The trail's key prefix when the file was spooled.
+    #[serde(default)]
+    prefix: Option<String>,
     key: String,
     kind: FileKind,
     region: String,
@@ -324,7 +328,8 @@ impl Delivery {
         let mut state = self.state.lock();
         let mut started = false;
         for t in trails {
-            if t.logging && t.log_file_validation && !state.chains.contains_key(&t.arn()) {
+            let key = chain_key(&t.arn(), &t.s3_bucket, t.s3_key_prefix.as_deref());
+            if t.logging && t.log_file_validation && !state.chains.contains_key(&key) {
                 let mut regions = BTreeMap::new();
                 regions.insert(
                     t.home_region.clone(),
@@ -335,7 +340,7 @@ impl Delivery {
                     },
                 );
                 state.chains.insert(
-                    t.arn(),
+                    key,
                     Chain {
                         trail: t.clone(),
                         started_logging_ms: t.start_logging_ms,
@@ -435,6 +440,7 @@ impl Delivery {
                         spool,
                         trail_arn: arn.clone(),
                         bucket: trail.s3_bucket.clone(),
+                        prefix: trail.s3_key_prefix.clone(),
                         key,
                         kind: FileKind::Log,
                         region: region.clone(),
@@ -490,9 +496,8 @@ impl Delivery {
                             status.latest_delivery_ms = Some(now);
                             status.latest_delivery_attempt_ms = Some(now);
                             status.latest_delivery_error = None;
-                            if let Some(chain) = state.chains.get_mut(&p.trail_arn)
-                                && chain.trail.s3_bucket == p.bucket
-                            {
+                            let key = chain_key(&p.trail_arn, &p.bucket, p.prefix.as_deref());
+                            if let Some(chain) = state.chains.get_mut(&key) {
                                 let window =
                                     chain.regions.entry(p.region.clone()).or_insert_with(|| {
                                         Window {
@@ -576,11 +581,12 @@ impl Delivery {
         let mut work = guard.clone();
         let state = &mut work;
         let mut spooled: Vec<Pending> = Vec::new();
-        let arns: Vec<String> = state.chains.keys().cloned().collect();
-        for arn in arns {
-            let Some(mut chain) = state.chains.remove(&arn) else {
+        let keys: Vec<String> = state.chains.keys().cloned().collect();
+        for key in keys {
+            let Some(mut chain) = state.chains.remove(&key) else {
                 continue;
             };
+            let arn = chain.trail.arn();
             let current = by_arn.get(&arn);
             let same_chain = current.is_some_and(|t| {
                 t.logging
@@ -595,16 +601,17 @@ impl Delivery {
                 self.close_windows(state, &mut chain, end, &mut spooled)?;
             }
             if same_chain {
-                state.chains.insert(arn, chain);
+                state.chains.insert(key, chain);
                 continue;
             }
-            // The chain ends: once every log file of the trail is delivered, a final digest.
-            let logs_waiting = state
-                .pending
-                .iter()
-                .any(|p| p.trail_arn == arn && p.kind == FileKind::Log);
+            // The chain ends: once every log file it will list is delivered, a final digest.
+            let logs_waiting = state.pending.iter().any(|p| {
+                p.trail_arn == arn
+                    && p.kind == FileKind::Log
+                    && chain_key(&p.trail_arn, &p.bucket, p.prefix.as_deref()) == key
+            });
             if logs_waiting {
-                state.chains.insert(arn, chain);
+                state.chains.insert(key, chain);
                 continue;
             }
             let end = now.max(chain.last_end_ms + 1000);
@@ -688,6 +695,7 @@ impl Delivery {
                 spool,
                 trail_arn: arn.clone(),
                 bucket: trail.s3_bucket.clone(),
+                prefix: trail.s3_key_prefix.clone(),
                 key,
                 kind: FileKind::Digest,
                 region: region.clone(),
@@ -722,6 +730,12 @@ impl Delivery {
     pub fn pending_files(&self) -> usize {
         self.state.lock().pending.len()
     }
+}
+
+/// Chains are per trail and destination: a trail moved to another bucket or prefix closes
+/// its old chain there while a new one starts at once in the new place.
+fn chain_key(arn: &str, bucket: &str, prefix: Option<&str>) -> String {
+    format!("{arn}\n{bucket}\n{}", prefix.unwrap_or_default())
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

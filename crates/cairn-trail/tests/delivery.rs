@@ -74,7 +74,10 @@ struct Setup {
 }
 
 fn open(dir: &Path, store: Arc<Store>) -> (Arc<Delivery>, Setup) {
-    let trails = Arc::new(Trails::open(dir).expect("trails"));
+    open_with(dir, store, Arc::new(Trails::open(dir).expect("trails")))
+}
+
+fn open_with(dir: &Path, store: Arc<Store>, trails: Arc<Trails>) -> (Arc<Delivery>, Setup) {
     let status = Arc::new(StatusBoard::default());
     let keys = Arc::new(Keyring::open(dir, 86_400_000).expect("keys"));
     let delivery = Delivery::open(
@@ -352,4 +355,51 @@ async fn a_damaged_journal_segment_does_not_stop_delivery() {
         ids, expected,
         "everything after the damaged segment is delivered"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_a_trail_to_another_bucket_closes_one_chain_and_starts_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let backend = Backend::folder(dir.path());
+    backend.create_folder_bucket("one").expect("bucket");
+    backend.create_folder_bucket("two").expect("bucket");
+    write_trails(dir.path(), &[trail("main", "one")]);
+    let store = Arc::new(Store::open(dir.path(), StoreOptions::default()).expect("store"));
+    let trails = Arc::new(Trails::open(dir.path()).expect("trails"));
+    let (delivery, _s) = open_with(dir.path(), store.clone(), trails.clone());
+    let t0 = 1_800_000_000_000i64;
+    delivery.clone().tick(t0).await.expect("tick");
+    store_events(&store, 0..5, "us-east-1");
+    delivery.clone().tick(t0 + 1000).await.expect("tick");
+    trails
+        .update::<cairn_trail::registry::RegistryError>(ACCOUNT, "us-east-1", "main", |t| {
+            t.s3_bucket = "two".into();
+            Ok(())
+        })
+        .expect("update");
+    store_events(&store, 5..10, "us-east-1");
+    delivery.clone().tick(t0 + 2000).await.expect("tick");
+    delivery.clone().tick(t0 + 12_000).await.expect("tick");
+    for bucket in ["one", "two"] {
+        let b = backend.bucket(bucket).expect("bucket");
+        let logs: Vec<String> =
+            keys_under(&backend, bucket, "pre/AWSLogs/111122223333/CloudTrail/").await;
+        let digests = keys_under(
+            &backend,
+            bucket,
+            "pre/AWSLogs/111122223333/CloudTrail-Digest/",
+        )
+        .await;
+        assert_eq!(logs.len(), 1, "{bucket}: {logs:?}");
+        let mut listed = Vec::new();
+        for d in &digests {
+            let raw = gunzip(&b.get(d).await.expect("digest").bytes);
+            let file: DigestFile = serde_json::from_slice(&raw).expect("json");
+            listed.extend(file.log_files.into_iter().map(|f| f.s3_object));
+        }
+        assert_eq!(
+            listed, logs,
+            "{bucket}: every log file is in a digest of its bucket"
+        );
+    }
 }
