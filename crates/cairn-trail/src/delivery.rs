@@ -13,8 +13,8 @@
 //!
 //! With log file validation on, uploaded files are added to the digest window of their trail,
 //! bucket and region (a trail moved to another bucket closes its chain in the old one and
-//! starts one in the new one); at the end of each period a digest listing them is signed, chained to the previous
-//! one and delivered the same way. Quiet periods give empty digests; StartLogging begins a new
+//! starts one in the new one); at the end of each period a digest listing them is signed,
+//! chained to the previous one and delivered the same way. Quiet periods give empty digests; StartLogging begins a new
 //! chain (its first digest has null `previous*` members); StopLogging, turning validation off,
 //! moving the trail to another bucket, or deleting it closes the chain with a final digest.
 
