@@ -564,27 +564,15 @@ pub async fn create_trail(
         return Err(too_many_tags(tags.len()));
     }
     let trail = Trail {
-        account_id: caller.account_id.clone(),
-        name: name.to_owned(),
-        home_region: caller.region.clone(),
-        s3_bucket: bucket.to_owned(),
         s3_key_prefix: prefix.map(str::to_owned),
         sns_topic_name: topic.map(str::to_owned),
         include_global_service_events: global,
         multi_region: multi,
         log_file_validation: validation,
-        cloudwatch_logs_log_group_arn: None,
-        cloudwatch_logs_role_arn: None,
-        kms_key_id: None,
-        selectors: Selectors::default(),
-        insight_selectors: Vec::new(),
         tags,
-        logging: false,
-        start_logging_ms: None,
-        stop_logging_ms: None,
         created_ms: cairn_event::now_ms(),
         recursive_logging: recursive,
-        past_logging: Vec::new(),
+        ..Trail::new(&caller.account_id, &caller.region, name, bucket)
     };
     // Name and quota first (cheap, and what the caller most needs to hear), the bucket next;
     // the registry checks both rules again as it adds the trail.
@@ -1150,6 +1138,25 @@ fn taggable(state: &AppState, caller: &Caller, id: &str, need: Need) -> Result<T
     ))
 }
 
+/// AddTags on a resource's tags: new keys are added, existing ones get the new value.
+fn merge_tags(current: &mut Vec<Tag>, tags: Vec<Tag>) -> Result<(), ApiError> {
+    for tag in tags {
+        match current.iter_mut().find(|x| x.key == tag.key) {
+            Some(x) => x.value = tag.value,
+            None => current.push(tag),
+        }
+    }
+    if current.len() > MAX_TAGS {
+        return Err(too_many_tags(current.len()));
+    }
+    Ok(())
+}
+
+/// RemoveTags on a resource's tags (by key).
+fn drop_tags(current: &mut Vec<Tag>, tags: &[Tag]) {
+    current.retain(|x| !tags.iter().any(|r| r.key == x.key));
+}
+
 /// A channel's stored tags as [`Tag`]s.
 fn tags_of(values: &[Value]) -> Vec<Tag> {
     values
@@ -1176,15 +1183,7 @@ pub async fn add_tags(state: &AppState, caller: &Caller, input: &Input) -> Resul
                 .channels
                 .update_tags(&c.arn, |existing| {
                     let mut current = tags_of(existing);
-                    for tag in tags {
-                        match current.iter_mut().find(|x| x.key == tag.key) {
-                            Some(x) => x.value = tag.value,
-                            None => current.push(tag),
-                        }
-                    }
-                    if current.len() > MAX_TAGS {
-                        return Err(too_many_tags(current.len()));
-                    }
+                    merge_tags(&mut current, tags)?;
                     *existing = tags_json(&current).as_array().cloned().unwrap_or_default();
                     Ok(())
                 })
@@ -1195,16 +1194,7 @@ pub async fn add_tags(state: &AppState, caller: &Caller, input: &Input) -> Resul
     blocking(move || {
         trails
             .update(&t.account_id, &t.home_region, &t.name, |t: &mut Trail| {
-                for tag in tags {
-                    match t.tags.iter_mut().find(|x| x.key == tag.key) {
-                        Some(x) => x.value = tag.value,
-                        None => t.tags.push(tag),
-                    }
-                }
-                if t.tags.len() > MAX_TAGS {
-                    return Err(Refusal(too_many_tags(t.tags.len())));
-                }
-                Ok(())
+                merge_tags(&mut t.tags, tags).map_err(Refusal)
             })
             .map_err(|r| r.0)
     })
@@ -1229,7 +1219,7 @@ pub async fn remove_tags(
                 .channels
                 .update_tags(&c.arn, |existing| {
                     let mut current = tags_of(existing);
-                    current.retain(|x| !tags.iter().any(|r| r.key == x.key));
+                    drop_tags(&mut current, &tags);
                     *existing = tags_json(&current).as_array().cloned().unwrap_or_default();
                     Ok(())
                 })
@@ -1240,7 +1230,7 @@ pub async fn remove_tags(
     blocking(move || {
         trails
             .update(&t.account_id, &t.home_region, &t.name, |t: &mut Trail| {
-                t.tags.retain(|x| !tags.iter().any(|r| r.key == x.key));
+                drop_tags(&mut t.tags, &tags);
                 Ok::<(), Refusal>(())
             })
             .map_err(|r| r.0)

@@ -55,6 +55,34 @@ pub const GLOBAL_SOURCES: [&str; 6] = [
 ];
 
 impl Trail {
+    /// A trail as CreateTrail makes it with only its name and bucket given: global service
+    /// events included, single-region, no validation, default selectors, not logging.
+    pub fn new(account_id: &str, home_region: &str, name: &str, bucket: &str) -> Trail {
+        Trail {
+            account_id: account_id.to_owned(),
+            name: name.to_owned(),
+            home_region: home_region.to_owned(),
+            s3_bucket: bucket.to_owned(),
+            s3_key_prefix: None,
+            sns_topic_name: None,
+            include_global_service_events: true,
+            multi_region: false,
+            log_file_validation: false,
+            cloudwatch_logs_log_group_arn: None,
+            cloudwatch_logs_role_arn: None,
+            kms_key_id: None,
+            selectors: Selectors::default(),
+            insight_selectors: Vec::new(),
+            tags: Vec::new(),
+            logging: false,
+            start_logging_ms: None,
+            stop_logging_ms: None,
+            created_ms: 0,
+            recursive_logging: None,
+            past_logging: Vec::new(),
+        }
+    }
+
     /// Remembers a logging period that just ended.
     pub fn record_logging_period(&mut self, start_ms: i64, stop_ms: i64) {
         self.past_logging.push((start_ms, stop_ms));
@@ -210,16 +238,9 @@ mod logging_tests {
 
     #[test]
     fn events_of_an_earlier_logging_period_are_still_wanted() {
-        let mut t: Trail = serde_json::from_value(serde_json::json!({
-            "account_id": "111122223333", "name": "t", "home_region": "us-east-1",
-            "s3_bucket": "b", "s3_key_prefix": null, "sns_topic_name": null,
-            "include_global_service_events": true, "multi_region": false,
-            "log_file_validation": false, "cloudwatch_logs_log_group_arn": null,
-            "cloudwatch_logs_role_arn": null, "kms_key_id": null, "selectors": {},
-            "insight_selectors": [], "tags": [], "logging": true, "start_logging_ms": 100,
-            "stop_logging_ms": null, "created_ms": 0
-        }))
-        .expect("trail");
+        let mut t = Trail::new("111122223333", "us-east-1", "t", "b");
+        t.logging = true;
+        t.start_logging_ms = Some(100);
         assert!(!t.logging_at(99) && t.logging_at(100));
         // Stop at 200, start again at 300.
         t.logging = false;

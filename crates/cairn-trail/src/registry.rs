@@ -254,31 +254,11 @@ impl Trails {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::selectors::Selectors;
 
     fn trail(account: &str, region: &str, name: &str, multi: bool) -> Trail {
         Trail {
-            account_id: account.into(),
-            name: name.into(),
-            home_region: region.into(),
-            s3_bucket: "bucket".into(),
-            s3_key_prefix: None,
-            sns_topic_name: None,
-            include_global_service_events: true,
             multi_region: multi,
-            log_file_validation: false,
-            cloudwatch_logs_log_group_arn: None,
-            cloudwatch_logs_role_arn: None,
-            kms_key_id: None,
-            selectors: Selectors::default(),
-            insight_selectors: Vec::new(),
-            tags: Vec::new(),
-            logging: false,
-            start_logging_ms: None,
-            stop_logging_ms: None,
-            created_ms: 0,
-            recursive_logging: None,
-            past_logging: Vec::new(),
+            ..Trail::new(account, region, name, "bucket")
         }
     }
 

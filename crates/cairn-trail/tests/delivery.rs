@@ -18,27 +18,12 @@ const ACCOUNT: &str = "111122223333";
 
 fn trail(name: &str, bucket: &str) -> Trail {
     Trail {
-        account_id: ACCOUNT.into(),
-        name: name.into(),
-        home_region: "us-east-1".into(),
-        s3_bucket: bucket.into(),
         s3_key_prefix: Some("pre".into()),
-        sns_topic_name: None,
-        include_global_service_events: true,
         multi_region: true,
         log_file_validation: true,
-        cloudwatch_logs_log_group_arn: None,
-        cloudwatch_logs_role_arn: None,
-        kms_key_id: None,
-        selectors: Default::default(),
-        insight_selectors: vec![],
-        tags: vec![],
         logging: true,
         start_logging_ms: Some(0),
-        stop_logging_ms: None,
-        created_ms: 0,
-        recursive_logging: None,
-        past_logging: Vec::new(),
+        ..Trail::new(ACCOUNT, "us-east-1", name, bucket)
     }
 }
 

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde_json::json;
 
 use cairn_bucket::Backend;
 use cairn_store::{Store, StoreOptions};
@@ -55,7 +54,6 @@ fn count_records(dir: &std::path::Path) -> Result<usize> {
 pub fn run(args: &BenchArgs, plan: Arc<Plan>) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
-    // 1. The backlog.
     let store = Arc::new(Store::open(
         dir,
         StoreOptions {
@@ -63,6 +61,35 @@ pub fn run(args: &BenchArgs, plan: Arc<Plan>) -> Result<()> {
             ..StoreOptions::default()
         },
     )?);
+    // A multi-region trail that logs everything, and delivery opened before the backlog is
+    // stored, so its cursor starts at the beginning of the journal.
+    let trail = cairn_trail::config::Trail {
+        multi_region: true,
+        log_file_validation: true,
+        logging: true,
+        start_logging_ms: Some(0),
+        ..cairn_trail::config::Trail::new(ACCOUNT, "us-east-1", "bench", "bench-trail")
+    };
+    std::fs::create_dir_all(dir.join("trails"))?;
+    std::fs::write(
+        dir.join("trails/trails.json"),
+        serde_json::to_vec(&[trail])?,
+    )?;
+    let backend = Backend::folder(dir);
+    backend.create_folder_bucket("bench-trail")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let delivery = Delivery::open(
+        dir,
+        store.clone(),
+        Arc::new(Trails::open(dir).map_err(anyhow::Error::msg)?),
+        Arc::new(StatusBoard::default()),
+        Arc::new(Keyring::open(dir, 30 * 86_400_000)?),
+        backend.clone(),
+        DeliveryOptions::default(),
+    )?;
+    // 1. The backlog.
     let mut buf = Vec::new();
     let now = cairn_event::now_ms();
     let mut i = 0;
@@ -79,45 +106,6 @@ pub fn run(args: &BenchArgs, plan: Arc<Plan>) -> Result<()> {
         i += n;
     }
     // 2. One delivery cycle over the whole backlog.
-    let trail = json!({
-        "account_id": ACCOUNT, "name": "bench", "home_region": "us-east-1",
-        "s3_bucket": "bench-trail", "s3_key_prefix": null, "sns_topic_name": null,
-        "include_global_service_events": true, "multi_region": true,
-        "log_file_validation": true, "cloudwatch_logs_log_group_arn": null,
-        "cloudwatch_logs_role_arn": null, "kms_key_id": null,
-        "selectors": serde_json::to_value(cairn_trail::selectors::Selectors::default())?,
-        "insight_selectors": [], "tags": [], "logging": true, "start_logging_ms": 0,
-        "stop_logging_ms": null, "created_ms": 0,
-    });
-    std::fs::create_dir_all(dir.join("trails"))?;
-    std::fs::write(
-        dir.join("trails/trails.json"),
-        serde_json::to_vec(&json!([trail]))?,
-    )?;
-    let backend = Backend::folder(dir);
-    backend.create_folder_bucket("bench-trail")?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    // The cursor starts where the store ends: put it back at the start of the journal.
-    let state_dir = dir.join("trails/delivery");
-    std::fs::create_dir_all(&state_dir)?;
-    std::fs::write(
-        state_dir.join("state.json"),
-        serde_json::to_vec(
-            &json!({"cursor": {"segment": 1, "offset": 0}, "next_spool": 0,
-            "chains": {}, "pending": [], "status": {}}),
-        )?,
-    )?;
-    let delivery = Delivery::open(
-        dir,
-        store.clone(),
-        Arc::new(Trails::open(dir).map_err(anyhow::Error::msg)?),
-        Arc::new(StatusBoard::default()),
-        Arc::new(Keyring::open(dir, 30 * 86_400_000)?),
-        backend.clone(),
-        DeliveryOptions::default(),
-    )?;
     let started = Instant::now();
     runtime.block_on(delivery.clone().tick(cairn_event::now_ms()))?;
     let secs = started.elapsed().as_secs_f64();

@@ -311,6 +311,7 @@ impl Summary {
 }
 
 /// A request body and where each of its records came from.
+#[derive(Default)]
 struct Batch {
     body: Vec<u8>,
     origins: Vec<(usize, usize)>,
@@ -478,11 +479,11 @@ fn import_items(
         for _ in 0..args.parallel.max(1) {
             senders.push(scope.spawn(|| -> Result<()> {
                 loop {
-                    let next = rx.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.recv();
+                    let next = lock(&rx)?.recv();
                     let Ok(batch) = next else { return Ok(()) };
                     send(client, &batch, items, &summary)?;
                     let finished: Vec<usize> = {
-                        let mut t = tracker.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                        let mut t = lock(&tracker)?;
                         let mut files: Vec<usize> = batch.origins.iter().map(|o| o.0).collect();
                         files.dedup();
                         let mut finished = Vec::new();
@@ -499,34 +500,21 @@ fn import_items(
                         }
                         finished
                     };
-                    let mut st = state.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    let mut st = lock(&state)?;
                     for f in finished.into_iter().chain(batch.whole) {
                         st.mark(&items[f].id)?;
                     }
                 }
             }));
         }
-        let mut current = Batch {
-            body: Vec::new(),
-            origins: Vec::new(),
-            completes: Vec::new(),
-            whole: None,
-        };
+        let mut current = Batch::default();
         let flush = |current: &mut Batch| -> Result<()> {
             if current.origins.is_empty() {
                 return Ok(());
             }
-            let batch = std::mem::replace(
-                current,
-                Batch {
-                    body: Vec::new(),
-                    origins: Vec::new(),
-                    completes: Vec::new(),
-                    whole: None,
-                },
-            );
+            let batch = std::mem::take(current);
             {
-                let mut t = tracker.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                let mut t = lock(&tracker)?;
                 let mut files: Vec<usize> = batch.origins.iter().map(|o| o.0).collect();
                 files.dedup();
                 for f in files {
@@ -544,7 +532,7 @@ fn import_items(
                 Some(v) => match v.hash_for(item) {
                     Some(h) => Some(h.to_owned()),
                     None => {
-                        let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                        let mut s = lock(&summary)?;
                         s.unverified += 1;
                         s.skipped += 1;
                         bar.inc(item.size);
@@ -556,7 +544,7 @@ fn import_items(
             let raw = match sources.read(item) {
                 Ok(r) => r,
                 Err(e) => {
-                    let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    let mut s = lock(&summary)?;
                     s.note(&item.id, "Unreadable", &format!("{e:#}"));
                     bar.inc(item.size);
                     continue;
@@ -578,7 +566,7 @@ fn import_items(
             let bytes = if gz {
                 let mut out = Vec::with_capacity(raw.len() * 8);
                 if let Err(e) = flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out) {
-                    let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    let mut s = lock(&summary)?;
                     s.note(&item.id, "InvalidData", &format!("not valid gzip: {e}"));
                     bar.inc(item.size);
                     continue;
@@ -590,7 +578,7 @@ fn import_items(
             if let Some(expected) = expected_hash
                 && cairn_trail::digest::sha256_hex(&bytes) != expected
             {
-                let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                let mut s = lock(&summary)?;
                 s.skipped += 1;
                 s.note(
                     &item.id,
@@ -603,7 +591,7 @@ fn import_items(
             let parts = match cairn_event::split_records(&bytes) {
                 Ok(p) => p,
                 Err(e) => {
-                    let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                    let mut s = lock(&summary)?;
                     s.files += 1;
                     s.note(&item.id, "InvalidData", &e.to_string());
                     bar.inc(item.size);
@@ -611,15 +599,12 @@ fn import_items(
                 }
             };
             {
-                let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                let mut s = lock(&summary)?;
                 s.files += 1;
                 s.read += parts.len();
             }
             if parts.is_empty() {
-                state
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("poisoned"))?
-                    .mark(&item.id)?;
+                lock(&state)?.mark(&item.id)?;
             }
             let last = parts.len().saturating_sub(1);
             for (i, rec) in parts.into_iter().enumerate() {
@@ -654,7 +639,7 @@ fn import_items(
     bar.finish_and_clear();
     summary
         .into_inner()
-        .map_err(|_| anyhow::anyhow!("poisoned"))
+        .map_err(|_| anyhow::anyhow!("an import thread failed while holding a lock"))
 }
 
 /// Whether the server is on this machine (bodies then go uncompressed).
@@ -667,6 +652,11 @@ fn local(endpoint: &str) -> bool {
         .next()
         .unwrap_or_default();
     host == "localhost" || host.starts_with("127.") || host == "[::1]"
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
+    m.lock()
+        .map_err(|_| anyhow::anyhow!("an import thread failed while holding a lock"))
 }
 
 fn send(client: &Client, batch: &Batch, items: &[Item], summary: &Mutex<Summary>) -> Result<()> {
@@ -696,7 +686,7 @@ fn send(client: &Client, batch: &Batch, items: &[Item], summary: &Mutex<Summary>
             // A whole file the server refuses (damaged gzip, not a log file) is that file's
             // rejection, not the end of the import.
             Err(e) if batch.whole.is_some() && status < 500 && status != 429 => {
-                let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+                let mut s = lock(summary)?;
                 s.files += 1;
                 let id = batch
                     .whole
@@ -708,7 +698,7 @@ fn send(client: &Client, batch: &Batch, items: &[Item], summary: &Mutex<Summary>
             Err(e) => return Err(e),
         }
     };
-    let mut s = summary.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+    let mut s = lock(summary)?;
     if batch.whole.is_some() {
         s.files += 1;
         s.read += resp["received"].as_u64().unwrap_or(0) as usize;

@@ -136,39 +136,55 @@ fn now_iso() -> String {
     cairn_event::format_event_time(cairn_event::now_ms())
 }
 
+/// Writers that ingest batches of unique events until `stop` (or until the server dies under
+/// them), recording every acknowledged eventID.
+fn spawn_writers(
+    server: &Server,
+    writers: usize,
+    batch_size: usize,
+    prefix: &str,
+    user: &'static str,
+    acked: &Arc<Mutex<Vec<String>>>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..writers)
+        .map(|w| {
+            let client = server.client();
+            let acked = acked.clone();
+            let stop = stop.clone();
+            let prefix = prefix.to_owned();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let batch: Vec<Value> = (0..batch_size)
+                        .map(|i| record(&format!("{prefix}w{w}-b{n}-{i}"), &now_iso(), user))
+                        .collect();
+                    n += 1;
+                    match ingest(&client, &batch) {
+                        Ok(resp) => {
+                            assert_eq!(resp["stored"], batch_size, "{resp}");
+                            acked.lock().unwrap().extend(
+                                batch
+                                    .iter()
+                                    .map(|r| r["eventID"].as_str().unwrap().to_owned()),
+                            );
+                        }
+                        // The server died under us: this batch was never acknowledged.
+                        Err(_) => break,
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn acknowledged_events_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let mut writers = Vec::new();
-    for w in 0..8 {
-        let client = server.client();
-        let acked = acked.clone();
-        let stop = stop.clone();
-        writers.push(std::thread::spawn(move || {
-            let mut n = 0;
-            while !stop.load(Ordering::Relaxed) {
-                let batch: Vec<Value> = (0..50)
-                    .map(|i| record(&format!("w{w}-b{n}-{i}"), &now_iso(), "crash"))
-                    .collect();
-                n += 1;
-                match ingest(&client, &batch) {
-                    Ok(resp) => {
-                        assert_eq!(resp["stored"], 50, "{resp}");
-                        acked.lock().unwrap().extend(
-                            batch
-                                .iter()
-                                .map(|r| r["eventID"].as_str().unwrap().to_owned()),
-                        );
-                    }
-                    // The server died under us: this batch was never acknowledged.
-                    Err(_) => break,
-                }
-            }
-        }));
-    }
+    let writers = spawn_writers(&server, 8, 50, "", "crash", &acked, &stop);
     std::thread::sleep(Duration::from_millis(1500));
     server.kill9();
     stop.store(true, Ordering::Relaxed);
@@ -373,29 +389,15 @@ fn trail_files_hold_every_acknowledged_event_once_across_sigkills() {
                 .expect("StartLogging");
         }
         let stop = Arc::new(AtomicBool::new(false));
-        let mut writers = Vec::new();
-        for w in 0..4 {
-            let client = server.client();
-            let acked = acked.clone();
-            let stop = stop.clone();
-            writers.push(std::thread::spawn(move || {
-                let mut n = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let batch: Vec<Value> = (0..20)
-                        .map(|i| record(&format!("r{round}-w{w}-b{n}-{i}"), &now_iso(), "trail"))
-                        .collect();
-                    n += 1;
-                    match ingest(&client, &batch) {
-                        Ok(_) => acked.lock().unwrap().extend(
-                            batch
-                                .iter()
-                                .map(|r| r["eventID"].as_str().unwrap().to_owned()),
-                        ),
-                        Err(_) => break,
-                    }
-                }
-            }));
-        }
+        let writers = spawn_writers(
+            &server,
+            4,
+            20,
+            &format!("r{round}-"),
+            "trail",
+            &acked,
+            &stop,
+        );
         // Kill at a different point of the delivery cycle each round.
         std::thread::sleep(Duration::from_millis(400 + 230 * round));
         server.kill9();
