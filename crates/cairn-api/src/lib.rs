@@ -12,6 +12,7 @@ pub mod lookup;
 pub mod public_keys;
 pub mod s3;
 pub mod sigv4;
+pub mod tls;
 pub mod trails;
 
 use std::net::SocketAddr;
