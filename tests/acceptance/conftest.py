@@ -181,6 +181,15 @@ def error_code(type_field: str | None) -> str | None:
     return code.rsplit("#", 1)[-1]
 
 
+OTHER_ACCOUNT_KEY_IDS = {"AKIACAIRNTEST0000002"}
+
+
+def is_own(event: dict) -> bool:
+    """Whether a LookupEvents entry is Cairn's record of a call the tests made (signed with
+    one of the tests' keys)."""
+    return event.get("AccessKeyId") in {ACCESS_KEY_ID, *OTHER_ACCOUNT_KEY_IDS}
+
+
 def random_access_key() -> str:
     return "AKIA" + "".join(random.choices(string.ascii_uppercase + string.digits, k=16))
 
@@ -237,6 +246,8 @@ class CairnServer:
             env = dict(os.environ)
             env["CAIRN_ACCESS_KEY_ID"] = self.access_key
             env["CAIRN_SECRET_ACCESS_KEY"] = self.secret_key
+            # The master key lives outside the data directory, as it should.
+            env["CAIRN_MASTER_KEY_FILE"] = str(self.data_dir.parent / f"{self.data_dir.name}.master.key")
             env.setdefault("RUST_BACKTRACE", "1")
             cmd = [str(self.binary), "serve", "--data-dir", str(self.data_dir),
                    "--listen", f"127.0.0.1:{self.port}", "--account-id", self.account_id,
@@ -364,8 +375,11 @@ class Cairn:
             )
         return self._clients[key]
 
-    def lookup_all(self, max_pages: int = 2000, **kwargs) -> list[dict]:
-        """Every event LookupEvents returns for these parameters, following NextToken."""
+    def lookup_all(self, max_pages: int = 2000, own: bool = False, **kwargs) -> list[dict]:
+        """Every event LookupEvents returns for these parameters, following NextToken.
+
+        Cairn records the API calls it serves, the tests' own among them; those records are
+        left out unless `own` is true."""
         ct = self.client("cloudtrail")
         kwargs.setdefault("MaxResults", 50)
         events: list[dict] = []
@@ -381,7 +395,7 @@ class Cairn:
             events.extend(batch)
             new_token = page.get("NextToken")
             if not new_token:
-                return events
+                return events if own else [e for e in events if not is_own(e)]
             assert new_token != token, "LookupEvents returned the same NextToken again"
             token = new_token
         raise AssertionError(f"LookupEvents still paging after {max_pages} pages")

@@ -351,10 +351,11 @@ def test_presigned_get(cairn, trail_keys):
 # --------------------------------------------------------------------------------------------
 
 def test_bad_credentials(cairn, trail_keys):
+    # An unknown key is answered as a wrong secret is: nothing tells whether a key exists.
     unknown = s3(cairn, access_key="AKIAUNKNOWNKEY000000", secret_key="x" * 40)
     with pytest.raises(ClientError) as e:
         unknown.list_objects(Bucket=BUCKET)
-    assert error_code(e) == "InvalidAccessKeyId"
+    assert error_code(e) == "SignatureDoesNotMatch"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
     wrong = s3(cairn, access_key=cairn.access_key, secret_key="y" * 40)
@@ -372,9 +373,11 @@ def test_bad_credentials(cairn, trail_keys):
 
 
 def test_home_page_health_and_cloudtrail_api_share_the_listener(cairn, trail_keys):
+    # A browser on `/` is sent to the console's sign-in page.
     with urllib.request.urlopen(cairn.endpoint + "/", timeout=10) as r:
-        assert r.headers["content-type"].startswith("text/plain")
-        assert b"Cairn" in r.read()
+        assert r.url.endswith("/signin")
+        assert r.headers["content-type"].startswith("text/html")
+        assert b"Sign in to Cairn" in r.read()
     assert cairn.health() == 200
     events = cairn.client("cloudtrail").lookup_events(MaxResults=1)
     assert "Events" in events

@@ -7,9 +7,10 @@ use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::identity::{Caller, write_private};
 use crate::input::{Input, paging_token, parse_paging_token};
+use cairn_iam::write_private;
 
 const MAX_CHANNELS: usize = 25;
 

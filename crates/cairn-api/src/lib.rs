@@ -3,9 +3,12 @@
 //! SigV4 verification against the access keys Cairn manages, account scoping, and AWS-style
 //! errors. `serve` runs it all on one listener.
 
+pub mod admin;
+pub mod audit;
+pub mod auth;
 pub mod channels;
+pub mod console;
 pub mod error;
-pub mod identity;
 pub mod ingest;
 pub mod input;
 pub mod lookup;
@@ -20,17 +23,21 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use cairn_iam::Directory;
 use cairn_store::Store;
 
+use crate::audit::{Auditor, Call};
+use crate::auth::{Caller, Origin, authorize};
 use crate::channels::Channels;
+use crate::console::Console;
 use crate::error::ApiError;
-use crate::identity::{Caller, Identity};
 use crate::input::Input;
 
 const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
@@ -77,7 +84,14 @@ const LATER: [&str; 36] = [
 
 pub struct AppState {
     pub store: Arc<Store>,
-    pub identity: Identity,
+    /// Accounts, users, keys and policies.
+    pub iam: Arc<Directory>,
+    /// Console sessions.
+    pub console: Console,
+    /// Where the records of Cairn's own API calls go.
+    pub auditor: Auditor,
+    /// The server's region (console calls, sign-in events).
+    pub region: String,
     pub channels: Channels,
     /// Every account's trails.
     pub trails: Arc<cairn_trail::registry::Trails>,
@@ -90,24 +104,47 @@ pub struct AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/", post(cloudtrail).get(s3::root))
+    let routes = Router::new()
+        .route("/", post(json_api).get(console::home))
+        .route("/signin", get(console::signin_form).post(console::signin))
+        .route("/signout", post(console::signout))
+        .route("/v1/session", get(console::session_info))
         .route("/PutAuditEvents", post(put_audit_events))
         .route("/v1/events", post(native_ingest))
-        .route("/health", get(s3::health).fallback(s3::handle))
+        .route("/health", get(health))
         .route("/{bucket}", any(s3::handle))
         .route("/{bucket}/", any(s3::handle))
         .route("/{bucket}/{*key}", any(s3::handle))
+        .with_state(state.clone());
+    // Requests signed for S3 go to the S3 façade whatever their path (a bucket may be called
+    // `signin` or `health`).
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn_with_state(state, s3_first))
         .layer(DefaultBodyLimit::disable())
-        .with_state(state)
+}
+
+async fn s3_first(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if s3::is_s3_request(req.headers(), req.uri()) {
+        let (parts, body) = req.into_parts();
+        return s3::Facade::of(&state)
+            .respond(
+                &parts.method,
+                &parts.uri,
+                &parts.headers,
+                &parts.extensions,
+                body,
+            )
+            .await;
+    }
+    next.run(req).await
 }
 
 fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-fn respond(result: Result<Value, ApiError>, content_type: &'static str) -> Response {
-    let id = request_id();
+fn respond(result: Result<Value, ApiError>, content_type: &'static str, id: &str) -> Response {
     let mut resp = match result {
         Ok(v) => {
             let mut r = v.to_string().into_response();
@@ -124,38 +161,14 @@ fn respond(result: Result<Value, ApiError>, content_type: &'static str) -> Respo
             e.into_response()
         }
     };
-    if let Ok(v) = HeaderValue::from_str(&id) {
+    if let Ok(v) = HeaderValue::from_str(id) {
         resp.headers_mut().insert("x-amzn-requestid", v);
     }
     resp
 }
 
-fn authenticate(
-    state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Caller, ApiError> {
-    let req = sigv4::SignedRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query(),
-        headers,
-        body,
-    };
-    state.identity.authenticate(&req)
-}
-
 async fn health() -> &'static str {
     "ok"
-}
-
-async fn home() -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; charset=utf-8")],
-        "Cairn: a CloudTrail-compatible audit trail.\nPoint the AWS CLI or an SDK here with --endpoint-url.\n",
-    )
 }
 
 /// Reads a request body of at most `limit` bytes.
@@ -178,47 +191,181 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     })
 }
 
-/// Reads the body and checks the request's signature over it.
+/// The facts of one request that authentication needs.
+struct Incoming<'a> {
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+    origin: Origin,
+}
+
+/// Reads the body and checks the request's signature (or console session) over it.
 async fn signed(
     state: &AppState,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
+    incoming: &Incoming<'_>,
     body: Body,
     limit: usize,
+    services: &[&str],
 ) -> Result<(Caller, Bytes), ApiError> {
     let body = read_body(body, limit).await?;
-    let caller = authenticate(state, method, uri, headers, &body)?;
+    let caller = auth::authenticate(
+        state,
+        incoming.method,
+        incoming.uri,
+        incoming.headers,
+        &body,
+        services,
+        &incoming.origin,
+    )?;
     Ok((caller, body))
 }
 
 /// The largest body of a CloudTrail API call.
 const MAX_API_BODY: usize = 1 << 20;
 
-async fn cloudtrail(
+/// The two APIs on `POST /`.
+#[derive(Clone, Copy, PartialEq)]
+enum Api {
+    CloudTrail,
+    Admin,
+}
+
+async fn json_api(
     State(state): State<Arc<AppState>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
-    let result = async {
-        let (caller, body) = signed(&state, &method, &uri, &headers, body, MAX_API_BODY).await?;
-        let target = headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let Some(op) = target.strip_prefix(TARGET_PREFIX) else {
-            return Err(ApiError::bad(
-                "UnknownOperationException",
-                format!("X-Amz-Target {target:?} is not an operation of CloudTrail_20131101"),
-            ));
-        };
-        let input = Input::parse(&body)?;
-        dispatch(&state, &caller, op, &input).await
+    let id = request_id();
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let (api, op) = if let Some(op) = target.strip_prefix(TARGET_PREFIX) {
+        (Api::CloudTrail, op)
+    } else if let Some(op) = target.strip_prefix(admin::TARGET_PREFIX) {
+        (Api::Admin, op)
+    } else {
+        let e = ApiError::bad(
+            "UnknownOperationException",
+            format!(
+                "X-Amz-Target {target:?} is not an operation of CloudTrail_20131101 or {}",
+                admin::TARGET_PREFIX.trim_end_matches('.')
+            ),
+        );
+        return respond(Err(e), "application/x-amz-json-1.1", &id);
+    };
+    let op: String = op.chars().take(128).collect();
+    let incoming = Incoming {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        origin: Origin::of(&headers, &extensions),
+    };
+    let services: &[&str] = match api {
+        Api::CloudTrail => &["cloudtrail"],
+        Api::Admin => &["iam"],
+    };
+    let (caller, body) = match signed(&state, &incoming, body, MAX_API_BODY, services).await {
+        Ok(x) => x,
+        Err(e) => return respond(Err(e), "application/x-amz-json-1.1", &id),
+    };
+    let input = Input::parse(&body);
+    let result = match &input {
+        Ok(input) => match api {
+            Api::CloudTrail => dispatch(&state, &caller, &op, input).await,
+            Api::Admin => admin::dispatch(&state, &caller, &op, input).await,
+        },
+        Err(e) => Err(e.clone()),
+    };
+    let event_source = match api {
+        Api::CloudTrail => "cloudtrail.amazonaws.com",
+        Api::Admin => match admin::service_of(&op) {
+            Some("organizations") => "organizations.amazonaws.com",
+            _ => "iam.amazonaws.com",
+        },
+    };
+    let request_parameters = match &input {
+        Ok(i) if !i.0.is_empty() => audit::elements(&Value::Object(i.0.clone())),
+        _ => Value::Null,
+    };
+    // CloudTrail records what a call changed, not what a read returned.
+    let response_elements = match &result {
+        Ok(v) if !audit::read_only(&op) && v.as_object().is_some_and(|m| !m.is_empty()) => {
+            audit::elements(v)
+        }
+        _ => Value::Null,
+    };
+    let call = Call {
+        caller: &caller,
+        event_source,
+        event_name: &op,
+        request_id: &id,
+        request_parameters,
+        response_elements,
+        error: result.as_ref().err(),
+        additional: None,
+        data_event: false,
+    };
+    audit::audit(&state.auditor, call, !audit::read_only(&op)).await;
+    respond(result, "application/x-amz-json-1.1", &id)
+}
+
+/// The ARN of a trail named by name or ARN.
+fn trail_arn(caller: &Caller, name: &str) -> String {
+    if name.starts_with("arn:") {
+        name.to_owned()
+    } else {
+        format!(
+            "arn:aws:cloudtrail:{}:{}:trail/{name}",
+            caller.region, caller.account_id
+        )
     }
-    .await;
-    respond(result, "application/x-amz-json-1.1")
+}
+
+/// The resources a CloudTrail operation acts on, for the policy check (`*` when it names
+/// none).
+fn cloudtrail_resources(caller: &Caller, op: &str, input: &Input) -> Vec<String> {
+    let member = |name: &str| input.opt_str(name).ok().flatten();
+    let one = |r: Option<String>| vec![r.unwrap_or_else(|| "*".into())];
+    match op {
+        "CreateTrail" | "UpdateTrail" | "DeleteTrail" | "GetTrail" | "GetTrailStatus"
+        | "StartLogging" | "StopLogging" => one(member("Name").map(|n| trail_arn(caller, n))),
+        "PutEventSelectors"
+        | "GetEventSelectors"
+        | "PutInsightSelectors"
+        | "GetInsightSelectors" => one(member("TrailName").map(|n| trail_arn(caller, n))),
+        "GetChannel" | "DeleteChannel" => one(member("Channel").map(|c| {
+            if c.starts_with("arn:") {
+                c.to_owned()
+            } else {
+                format!(
+                    "arn:aws:cloudtrail:{}:{}:channel/{c}",
+                    caller.region, caller.account_id
+                )
+            }
+        })),
+        "AddTags" | "RemoveTags" => one(member("ResourceId").map(str::to_owned)),
+        "ListTags" => {
+            let ids: Vec<String> = input
+                .list("ResourceIdList")
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            if ids.is_empty() {
+                vec!["*".into()]
+            } else {
+                ids
+            }
+        }
+        _ => vec!["*".into()],
+    }
 }
 
 async fn dispatch(
@@ -227,6 +374,47 @@ async fn dispatch(
     op: &str,
     input: &Input,
 ) -> Result<Value, ApiError> {
+    if LATER.contains(&op) {
+        return Err(ApiError::bad(
+            "UnsupportedOperationException",
+            format!("{op} is not supported by this version of Cairn yet"),
+        ));
+    }
+    let known = matches!(
+        op,
+        "LookupEvents"
+            | "ListPublicKeys"
+            | "CreateChannel"
+            | "GetChannel"
+            | "ListChannels"
+            | "DeleteChannel"
+            | "CreateTrail"
+            | "UpdateTrail"
+            | "DeleteTrail"
+            | "GetTrail"
+            | "DescribeTrails"
+            | "ListTrails"
+            | "GetTrailStatus"
+            | "StartLogging"
+            | "StopLogging"
+            | "PutEventSelectors"
+            | "GetEventSelectors"
+            | "PutInsightSelectors"
+            | "GetInsightSelectors"
+            | "AddTags"
+            | "RemoveTags"
+            | "ListTags"
+    );
+    if !known {
+        return Err(ApiError::bad(
+            "UnknownOperationException",
+            format!("{op} is not an operation of CloudTrail_20131101"),
+        ));
+    }
+    let action = format!("cloudtrail:{op}");
+    for resource in cloudtrail_resources(caller, op, input) {
+        authorize(caller, &action, &resource)?;
+    }
     match op {
         "LookupEvents" => {
             let lookup = lookup::Lookup::parse(&caller.account_id, input)?;
@@ -255,15 +443,7 @@ async fn dispatch(
         "GetInsightSelectors" => trails::get_insight_selectors(state, caller, input),
         "AddTags" => trails::add_tags(state, caller, input).await,
         "RemoveTags" => trails::remove_tags(state, caller, input).await,
-        "ListTags" => trails::list_tags(state, caller, input),
-        other if LATER.contains(&other) => Err(ApiError::bad(
-            "UnsupportedOperationException",
-            format!("{other} is not supported by this version of Cairn yet"),
-        )),
-        other => Err(ApiError::bad(
-            "UnknownOperationException",
-            format!("{other} is not an operation of CloudTrail_20131101"),
-        )),
+        _ => trails::list_tags(state, caller, input),
     }
 }
 
@@ -278,24 +458,82 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
     })
 }
 
+/// Records an ingest call without waiting: the events it carried are durable already, and
+/// its record follows in the next group commit.
+async fn audit_ingest(
+    state: &AppState,
+    caller: &Caller,
+    event_name: &str,
+    id: &str,
+    request_parameters: Value,
+    result: &Result<Value, ApiError>,
+) {
+    let additional = result.as_ref().ok().map(|v| {
+        let count = |k: &str| v.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+        match event_name {
+            "PutAuditEvents" => json!({
+                "successfulCount": count("successful"), "failedCount": count("failed"),
+            }),
+            _ => json!({
+                "received": v.get("received"), "stored": v.get("stored"),
+                "duplicates": v.get("duplicates"), "rejected": count("rejected"),
+            }),
+        }
+    });
+    let call = Call {
+        caller,
+        event_source: "cloudtrail-data.amazonaws.com",
+        event_name,
+        request_id: id,
+        request_parameters,
+        response_elements: Value::Null,
+        error: result.as_ref().err(),
+        additional,
+        data_event: false,
+    };
+    audit::audit(&state.auditor, call, false).await;
+}
+
 async fn put_audit_events(
     State(state): State<Arc<AppState>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
+    let id = request_id();
+    let incoming = Incoming {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        origin: Origin::of(&headers, &extensions),
+    };
+    // A little over the 1 MB limit, so that the limit itself answers ValidationException.
+    let limit = ingest::MAX_PUT_AUDIT_BODY + 64 * 1024;
+    let (caller, body) = match signed(&state, &incoming, body, limit, &["cloudtrail-data"]).await {
+        Ok(x) => x,
+        Err(e) => return respond(Err(e), "application/json", &id),
+    };
+    let channel_ref = query_param(&uri, "channelArn");
+    let external_id = query_param(&uri, "externalId");
     let result = async {
-        // A little over the 1 MB limit, so that the limit itself answers ValidationException.
-        let limit = ingest::MAX_PUT_AUDIT_BODY + 64 * 1024;
-        let (caller, body) = signed(&state, &method, &uri, &headers, body, limit).await?;
-        let channel_ref = query_param(&uri, "channelArn").ok_or_else(|| {
+        let channel_ref = channel_ref.clone().ok_or_else(|| {
             ApiError::bad(
                 "InvalidChannelARN",
                 "channelArn is required in the query string",
             )
         })?;
-        if let Some(ext) = query_param(&uri, "externalId") {
+        let resource = if channel_ref.starts_with("arn:") {
+            channel_ref.clone()
+        } else {
+            format!(
+                "arn:aws:cloudtrail:{}:{}:channel/{channel_ref}",
+                caller.region, caller.account_id
+            )
+        };
+        authorize(&caller, "cloudtrail-data:PutAuditEvents", &resource)?;
+        if let Some(ext) = &external_id {
             let ok = (2..=1224).contains(&ext.len())
                 && ext
                     .chars()
@@ -316,7 +554,9 @@ async fn put_audit_events(
         ingest::put_audit_events(state.store.clone(), channel, caller.region.clone(), &body).await
     }
     .await;
-    respond(result, "application/json")
+    let params = json!({ "channelArn": channel_ref, "externalId": external_id });
+    audit_ingest(&state, &caller, "PutAuditEvents", &id, params, &result).await;
+    respond(result, "application/json", &id)
 }
 
 async fn native_ingest(
@@ -324,19 +564,48 @@ async fn native_ingest(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
-    let result = async {
-        let limit = ingest::MAX_NATIVE_BODY;
-        let (caller, body) = signed(&state, &method, &uri, &headers, body, limit).await?;
-        let gzip = headers
-            .get("content-encoding")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-        ingest::native(state.store.clone(), caller.account_id, body.to_vec(), gzip).await
-    }
-    .await;
-    respond(result, "application/json")
+    let id = request_id();
+    let incoming = Incoming {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        origin: Origin::of(&headers, &extensions),
+    };
+    let limit = ingest::MAX_NATIVE_BODY;
+    let (caller, body) = match signed(
+        &state,
+        &incoming,
+        body,
+        limit,
+        &["cloudtrail-data", "cloudtrail"],
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(e) => return respond(Err(e), "application/json", &id),
+    };
+    let gzip = headers
+        .get("content-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let result = match authorize(&caller, "cairn:PutEvents", "*") {
+        Ok(()) => {
+            ingest::native(
+                state.store.clone(),
+                caller.account_id.clone(),
+                body.to_vec(),
+                gzip,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let params = json!({ "bytes": body.len(), "gzip": gzip });
+    audit_ingest(&state, &caller, "PutEvents", &id, params, &result).await;
+    respond(result, "application/json", &id)
 }
 
 /// Serves until `shutdown` resolves.

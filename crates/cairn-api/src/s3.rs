@@ -28,8 +28,8 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{Extensions, HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
@@ -40,8 +40,12 @@ use time::macros::format_description;
 use cairn_bucket::{Backend, Bucket, BucketError, Listed};
 
 use crate::AppState;
-use crate::identity::{Caller, Identity};
+use crate::audit::{Auditor, Call};
+use crate::auth::{Caller, Origin};
+use crate::error::ApiError;
 use crate::sigv4::{self, AuthError, SignedRequest, VerifyOptions};
+use cairn_iam::Directory;
+use serde_json::Value;
 
 /// The S3 XML namespace.
 pub const XMLNS: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
@@ -543,7 +547,7 @@ pub fn is_sigv2(headers: &HeaderMap, query: &Query) -> bool {
     header || (query.has("AWSAccessKeyId") && query.has("Signature"))
 }
 
-fn is_s3_request(headers: &HeaderMap, uri: &Uri) -> bool {
+pub fn is_s3_request(headers: &HeaderMap, uri: &Uri) -> bool {
     signing_service(headers, uri.query()).as_deref() == Some("s3")
 }
 
@@ -949,18 +953,30 @@ fn new_request_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_ascii_uppercase()
 }
 
-/// What the façade needs of the server: the access keys and where buckets live.
+/// What the façade needs of the server: the identities, where buckets live, and where
+/// the records of its calls go (none in unit tests).
 #[derive(Clone, Copy)]
 pub struct Facade<'a> {
-    pub identity: &'a Identity,
+    pub iam: &'a Directory,
     pub buckets: &'a Backend,
+    pub auditor: Option<&'a Auditor>,
+}
+
+/// What the record of an S3 call needs, once its caller is known.
+struct Audited {
+    caller: Caller,
+    event_name: String,
+    parameters: Value,
+    /// Object-level calls are data events, as in CloudTrail.
+    data: bool,
 }
 
 impl<'a> Facade<'a> {
     pub fn of(state: &'a AppState) -> Facade<'a> {
         Facade {
-            identity: &state.identity,
+            iam: &state.iam,
             buckets: &state.buckets,
+            auditor: Some(&state.auditor),
         }
     }
 
@@ -970,11 +986,33 @@ impl<'a> Facade<'a> {
         method: &Method,
         uri: &Uri,
         headers: &HeaderMap,
+        extensions: &Extensions,
         body: Body,
     ) -> Response {
         let request_id = new_request_id();
         let head = method == Method::HEAD;
-        let mut resp = match serve(self, method, uri, headers, body).await {
+        let origin = Origin::of(headers, extensions);
+        let mut audited = None;
+        let result = serve(self, method, uri, headers, &origin, body, &mut audited).await;
+        if let (Some(auditor), Some(a)) = (self.auditor, &audited) {
+            let error = result
+                .as_ref()
+                .err()
+                .map(|e| ApiError::new(e.code, e.status.as_u16(), e.message.clone()));
+            let call = Call {
+                caller: &a.caller,
+                event_source: "s3.amazonaws.com",
+                event_name: &a.event_name,
+                request_id: &request_id,
+                request_parameters: a.parameters.clone(),
+                response_elements: Value::Null,
+                error: error.as_ref(),
+                additional: None,
+                data_event: a.data,
+            };
+            crate::audit::audit(auditor, call, a.event_name == "CreateBucket").await;
+        }
+        let mut resp = match result {
             Ok(r) => r,
             Err(e) => e.into_response(&request_id, head),
         };
@@ -988,45 +1026,17 @@ impl<'a> Facade<'a> {
     }
 }
 
-/// `GET /`: ListBuckets when the request is signed for `s3`, else the home page.
-pub async fn root(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    if !is_s3_request(&headers, &uri) {
-        return crate::home().await.into_response();
-    }
-    handle(State(state), method, uri, headers, body).await
-}
-
-/// `GET /health`: the health check, unless the request is signed for `s3` (it then
-/// addresses the bucket named `health`).
-pub async fn health(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    if !is_s3_request(&headers, &uri) {
-        return crate::health().await.into_response();
-    }
-    handle(State(state), method, uri, headers, body).await
-}
-
-/// Every S3 request: `/<bucket>` and `/<bucket>/<key>` (and `/` once known to be S3).
+/// Every S3 request: `/<bucket>` and `/<bucket>/<key>` (and any path once known to be S3).
 pub async fn handle(
     State(state): State<Arc<AppState>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
     Facade::of(&state)
-        .respond(&method, &uri, &headers, body)
+        .respond(&method, &uri, &headers, &extensions, body)
         .await
 }
 
@@ -1043,12 +1053,38 @@ fn read_only(op: &str) -> S3Error {
     ))
 }
 
+/// The policy action and resource of an S3 operation.
+fn s3_action(op: &Op, target: &Target) -> (&'static str, String) {
+    let bucket_arn = |b: &str| format!("arn:aws:s3:::{b}");
+    match (op, target) {
+        (Op::CreateBucket, Target::Bucket(b)) => ("s3:CreateBucket", bucket_arn(b)),
+        (Op::GetBucketLocation, Target::Bucket(b)) => ("s3:GetBucketLocation", bucket_arn(b)),
+        (Op::HeadBucket | Op::ListObjects | Op::ListObjectsV2, Target::Bucket(b)) => {
+            ("s3:ListBucket", bucket_arn(b))
+        }
+        (Op::GetObject | Op::HeadObject, Target::Object(b, k)) => {
+            ("s3:GetObject", format!("arn:aws:s3:::{b}/{k}"))
+        }
+        _ => ("s3:ListAllMyBuckets", "*".into()),
+    }
+}
+
+fn op_name(op: &Op) -> String {
+    match op {
+        Op::Write(n) | Op::Unsupported(n) => n.clone(),
+        Op::MethodNotAllowed => "Unknown".into(),
+        other => format!("{other:?}"),
+    }
+}
+
 async fn serve(
     facade: &Facade<'_>,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
+    origin: &Origin,
     body: Body,
+    audited: &mut Option<Audited>,
 ) -> Result<Response, S3Error> {
     let target = parse_target(uri.path())?;
     let query = Query::parse(uri.query());
@@ -1079,7 +1115,37 @@ async fn serve(
             format!("Your request was too big: at most {MAX_BODY} bytes."),
         )
     })?;
-    let caller = authenticate(facade, method, uri, headers, &body)?;
+    let caller = authenticate(facade, method, uri, headers, &body, origin)?;
+    let (action, resource) = s3_action(&op, &target);
+    let mut parameters = serde_json::Map::new();
+    match &target {
+        Target::Bucket(b) => {
+            parameters.insert("bucketName".into(), Value::String(b.clone()));
+        }
+        Target::Object(b, k) => {
+            parameters.insert("bucketName".into(), Value::String(b.clone()));
+            parameters.insert("key".into(), Value::String(k.clone()));
+        }
+        Target::Service => {}
+    }
+    if let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) {
+        parameters.insert("Host".into(), Value::String(host.to_owned()));
+    }
+    *audited = Some(Audited {
+        caller: caller.clone(),
+        event_name: op_name(&op),
+        parameters: Value::Object(parameters),
+        data: matches!(
+            op,
+            Op::GetObject | Op::HeadObject | Op::ListObjects | Op::ListObjectsV2
+        ),
+    });
+    let decision = crate::auth::decide(&caller, action, &resource);
+    if !decision.is_allowed() {
+        return Err(S3Error::access_denied(crate::auth::denial(
+            &caller, action, &resource, decision,
+        )));
+    }
     if matches!(facade.buckets, Backend::S3(_)) {
         return Err(S3Error::new(
             "NotImplemented",
@@ -1149,6 +1215,7 @@ fn authenticate(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
+    origin: &Origin,
 ) -> Result<Caller, S3Error> {
     let req = SignedRequest {
         method: method.as_str(),
@@ -1179,23 +1246,16 @@ fn authenticate(
             key_id,
         ));
     }
-    let key = facade
-        .identity
-        .key(&claim.access_key_id)
-        .ok_or_else(|| auth_error(AuthError::UnknownAccessKey, claim.presigned, key_id))?;
-    sigv4::verify_with(
-        &req,
-        &claim,
-        &key.secret_access_key,
-        OffsetDateTime::now_utc(),
-        &VerifyOptions::s3(),
-    )
-    .map_err(|e| auth_error(e, claim.presigned, key_id))?;
+    let key = crate::auth::check_signature(facade.iam, &req, &claim, &VerifyOptions::s3())
+        .map_err(|e| auth_error(e, claim.presigned, key_id))?;
     Ok(Caller {
-        account_id: key.account_id,
-        access_key_id: key.access_key_id,
+        account_id: key.principal.account_id.clone(),
+        access_key_id: key.access_key_id.clone(),
         region: claim.region,
         service: claim.service,
+        principal: key.principal.clone(),
+        origin: origin.clone(),
+        console: None,
     })
 }
 
@@ -1971,29 +2031,23 @@ mod tests {
     struct Setup {
         _dir: tempfile::TempDir,
         root: std::path::PathBuf,
-        identity: Identity,
+        iam: cairn_iam::Directory,
         folders: Backend,
     }
 
     fn setup() -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (_, _) = Identity::open(
-            dir.path(),
-            Some(OTHER),
-            Some((OTHER_AKID.into(), OTHER_SECRET.into())),
-        )
-        .expect("identity");
-        let (identity, _) = Identity::open(
-            dir.path(),
-            Some(ACCOUNT),
-            Some((AKID.into(), SECRET.into())),
-        )
-        .expect("identity");
+        let master = std::sync::Arc::new(cairn_vault::MasterKey::ephemeral().expect("master key"));
+        let iam = cairn_iam::Directory::open(dir.path(), master).expect("identity");
+        iam.bootstrap(Some(OTHER), Some((OTHER_AKID.into(), OTHER_SECRET.into())))
+            .expect("identity");
+        iam.bootstrap(Some(ACCOUNT), Some((AKID.into(), SECRET.into())))
+            .expect("identity");
         let folders = Backend::folder(dir.path());
         Setup {
             root: dir.path().join("buckets"),
             _dir: dir,
-            identity,
+            iam,
             folders,
         }
     }
@@ -2059,7 +2113,9 @@ mod tests {
         key: (&str, &str),
     ) -> (StatusCode, HeaderMap, String) {
         let (m, uri, headers) = signed(method, path_and_query, extra, b"", key, false);
-        let resp = facade.respond(&m, &uri, &headers, Body::empty()).await;
+        let resp = facade
+            .respond(&m, &uri, &headers, &Extensions::new(), Body::empty())
+            .await;
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
@@ -2079,7 +2135,8 @@ mod tests {
     async fn folder_buckets_through_the_facade() {
         let s = setup();
         let facade = Facade {
-            identity: &s.identity,
+            iam: &s.iam,
+            auditor: None,
             buckets: &s.folders,
         };
         let me = (AKID, SECRET);
@@ -2280,9 +2337,11 @@ mod tests {
             ("AKIAUNKNOWN000000000", SECRET),
         )
         .await;
+        // An unknown key gets the answer a wrong secret gets: nothing tells whether a key
+        // exists.
         assert_eq!(
             (status.as_u16(), code_of(&body)),
-            (403, "InvalidAccessKeyId")
+            (403, "SignatureDoesNotMatch")
         );
         let (status, _, body) =
             call(&facade, "GET", "/trail-logs", &[], (AKID, OTHER_SECRET)).await;
@@ -2292,13 +2351,21 @@ mod tests {
         );
         let uri: Uri = "/trail-logs".parse().expect("uri");
         let resp = facade
-            .respond(&Method::GET, &uri, &HeaderMap::new(), Body::empty())
+            .respond(
+                &Method::GET,
+                &uri,
+                &HeaderMap::new(),
+                &Extensions::new(),
+                Body::empty(),
+            )
             .await;
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         let (m, uri, headers) =
             signed("GET", "/trail-logs/AWSLogs/1/a.json.gz", &[], b"", me, true);
         assert!(uri.query().is_some_and(|q| q.contains("X-Amz-Signature")));
-        let resp = facade.respond(&m, &uri, &headers, Body::empty()).await;
+        let resp = facade
+            .respond(&m, &uri, &headers, &Extensions::new(), Body::empty())
+            .await;
         assert_eq!(resp.status(), StatusCode::OK, "presigned GET");
     }
 
@@ -2310,7 +2377,8 @@ mod tests {
             ..Default::default()
         });
         let facade = Facade {
-            identity: &s.identity,
+            iam: &s.iam,
+            auditor: None,
             buckets: &backend,
         };
         for (method, path) in [

@@ -18,8 +18,8 @@ use cairn_trail::registry::{RegistryError, Trails};
 use cairn_trail::selectors::Selectors;
 
 use crate::AppState;
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::identity::Caller;
 use crate::input::{Input, paging_token, parse_paging_token};
 
 /// Trails per ListTrails page.

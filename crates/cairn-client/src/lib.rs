@@ -93,18 +93,6 @@ fn find_credentials(profile: Option<&str>) -> Result<Credentials> {
     {
         return Ok(c);
     }
-    // Next to a local server: the key `cairn serve` created in ./cairn-data.
-    let local = PathBuf::from("cairn-data/identity/keys.json");
-    if let Ok(bytes) = std::fs::read(&local) {
-        let v: Value = serde_json::from_slice(&bytes)
-            .with_context(|| format!("reading {}", local.display()))?;
-        if let Some(k) = v["keys"].get(0)
-            && let (Some(id), Some(secret)) =
-                (k["access_key_id"].as_str(), k["secret_access_key"].as_str())
-        {
-            return Ok(Credentials::new(id, secret, None, None, "cairn-data"));
-        }
-    }
     bail!(
         "no credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (printed by `cairn serve`), or configure profile {profile:?} in ~/.aws/credentials"
     )
@@ -223,6 +211,23 @@ impl Client {
         let (status, body) = self.post(
             "/",
             "cloudtrail",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", &target),
+            ],
+            serde_json::to_vec(input)?,
+        )?;
+        parse_response(status, &body)
+    }
+}
+
+impl Client {
+    /// Calls one of Cairn's identity operations (`cairn admin`).
+    pub fn call_admin(&self, op: &str, input: &Value) -> Result<Value> {
+        let target = format!("CairnAdmin_20261121.{op}");
+        let (status, body) = self.post(
+            "/",
+            "iam",
             &[
                 ("content-type", "application/x-amz-json-1.1"),
                 ("x-amz-target", &target),

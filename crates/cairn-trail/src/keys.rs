@@ -37,7 +37,8 @@ struct StoredKey {
     retired_ms: Option<i64>,
     /// base64 DER PKCS #1 RSAPublicKey.
     public_key: String,
-    /// base64 PKCS #8 private key.
+    /// The PKCS #8 private key, sealed with the master key (`v1:...`; plain base64 in data
+    /// directories of earlier versions, sealed when opened).
     private_key: String,
 }
 
@@ -77,27 +78,54 @@ struct Current {
 pub struct Keyring {
     path: PathBuf,
     rotation_ms: i64,
+    master: Arc<cairn_vault::MasterKey>,
     keys: Mutex<(Vec<StoredKey>, Option<Current>)>,
 }
 
 impl Keyring {
     /// Opens the keyring; a key is generated on first use.
-    pub fn open(data_dir: &Path, rotation_ms: i64) -> Result<Keyring, KeyError> {
+    pub fn open(
+        data_dir: &Path,
+        rotation_ms: i64,
+        master: Arc<cairn_vault::MasterKey>,
+    ) -> Result<Keyring, KeyError> {
         let dir = data_dir.join("trails");
         std::fs::create_dir_all(&dir).map_err(|source| KeyError::Io {
             path: dir.clone(),
             source,
         })?;
         let path = dir.join("signing-keys.json");
-        let keys: Vec<StoredKey> = match std::fs::read(&path) {
+        let mut keys: Vec<StoredKey> = match std::fs::read(&path) {
             Ok(b) => serde_json::from_slice(&b)
                 .map_err(|e| KeyError::Damaged(path.clone(), e.to_string()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(source) => return Err(KeyError::Io { path, source }),
         };
+        // Seal the private keys an earlier version kept in the clear.
+        let mut sealed_now = 0;
+        for k in keys
+            .iter_mut()
+            .filter(|k| !k.private_key.starts_with("v1:"))
+        {
+            let der = STANDARD
+                .decode(&k.private_key)
+                .map_err(|e| KeyError::Damaged(path.clone(), e.to_string()))?;
+            k.private_key = master
+                .seal(&der, &purpose(&k.fingerprint))
+                .map_err(|e| KeyError::Crypto(e.to_string()))?;
+            sealed_now += 1;
+        }
+        if sealed_now > 0 {
+            save(&path, &keys)?;
+            tracing::info!(
+                keys = sealed_now,
+                "sealed the digest signing keys with the master key"
+            );
+        }
         Ok(Keyring {
             path,
             rotation_ms: rotation_ms.max(1),
+            master,
             keys: Mutex::new((keys, None)),
         })
     }
@@ -133,8 +161,9 @@ impl Keyring {
             .cloned();
         let (stored, pair) = match newest {
             Some(k) => {
-                let der = STANDARD
-                    .decode(&k.private_key)
+                let der = self
+                    .master
+                    .open(&k.private_key, &purpose(&k.fingerprint))
                     .map_err(|e| KeyError::Damaged(self.path.clone(), e.to_string()))?;
                 let pair = RsaKeyPair::from_pkcs8(&der)
                     .map_err(|e| KeyError::Damaged(self.path.clone(), e.to_string()))?;
@@ -150,12 +179,16 @@ impl Keyring {
                 for k in next.iter_mut().filter(|k| k.retired_ms.is_none()) {
                     k.retired_ms = Some(now_ms);
                 }
+                let fp = fingerprint(&public);
                 let k = StoredKey {
-                    fingerprint: fingerprint(&public),
+                    private_key: self
+                        .master
+                        .seal(pkcs8.as_ref(), &purpose(&fp))
+                        .map_err(|e| KeyError::Crypto(e.to_string()))?,
+                    fingerprint: fp,
                     created_ms: now_ms,
                     retired_ms: None,
                     public_key: STANDARD.encode(&public),
-                    private_key: STANDARD.encode(pkcs8.as_ref()),
                 };
                 next.push(k.clone());
                 save(&self.path, &next)?;
@@ -202,6 +235,11 @@ impl Keyring {
     }
 }
 
+/// What a sealed private key is for (bound into its sealing).
+fn purpose(fingerprint: &str) -> String {
+    format!("digest-signing-key:{fingerprint}")
+}
+
 fn save(path: &Path, keys: &[StoredKey]) -> Result<(), KeyError> {
     let io = |source| KeyError::Io {
         path: path.to_owned(),
@@ -235,10 +273,14 @@ mod tests {
     use super::*;
     use crate::digest::verify;
 
+    fn test_master() -> Arc<cairn_vault::MasterKey> {
+        Arc::new(cairn_vault::MasterKey::from_hex(&"42".repeat(32)).expect("master key"))
+    }
+
     #[test]
     fn signs_verifiably_rotates_and_publishes_every_key() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ring = Keyring::open(dir.path(), 1_000).expect("open");
+        let ring = Keyring::open(dir.path(), 1_000, test_master()).expect("open");
         let (fp1, sig1) = ring.sign(10_000, b"hello").expect("sign");
         assert_eq!(sig1.len(), 512);
         let keys = ring.public_keys(0, 20_000);
@@ -252,7 +294,7 @@ mod tests {
         assert!(verify(&keys[0].der, b"hello", &sig1));
         assert!(!verify(&keys[0].der, b"hellO", &sig1));
         // Reopened, the same key signs until rotation is due; then a new one takes over.
-        let ring = Keyring::open(dir.path(), 1_000).expect("open");
+        let ring = Keyring::open(dir.path(), 1_000, test_master()).expect("open");
         let (same, _) = ring.sign(10_500, b"x").expect("sign");
         assert_eq!(same, fp1);
         let (fp2, sig2) = ring.sign(11_500, b"x").expect("sign");

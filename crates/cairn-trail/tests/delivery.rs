@@ -58,13 +58,18 @@ struct Setup {
     status: Arc<StatusBoard>,
 }
 
+/// One master key for every reopening (the keyring is sealed with it).
+fn master() -> Arc<cairn_vault::MasterKey> {
+    Arc::new(cairn_vault::MasterKey::from_hex(&"42".repeat(32)).expect("master key"))
+}
+
 fn open(dir: &Path, store: Arc<Store>) -> (Arc<Delivery>, Setup) {
     open_with(dir, store, Arc::new(Trails::open(dir).expect("trails")))
 }
 
 fn open_with(dir: &Path, store: Arc<Store>, trails: Arc<Trails>) -> (Arc<Delivery>, Setup) {
     let status = Arc::new(StatusBoard::default());
-    let keys = Arc::new(Keyring::open(dir, 86_400_000).expect("keys"));
+    let keys = Arc::new(Keyring::open(dir, 86_400_000, master()).expect("keys"));
     let delivery = Delivery::open(
         dir,
         store.clone(),

@@ -74,7 +74,12 @@ impl Fixture {
         let backend = Backend::folder(dir.path());
         backend.create_folder_bucket(BUCKET).expect("bucket");
         let bucket = backend.bucket(BUCKET).expect("bucket");
-        let keyring = Keyring::open(dir.path(), i64::MAX / 4).expect("keyring");
+        let keyring = Keyring::open(
+            dir.path(),
+            i64::MAX / 4,
+            std::sync::Arc::new(cairn_vault::MasterKey::ephemeral().expect("master key")),
+        )
+        .expect("keyring");
         keyring.ensure(T0).expect("key");
         let public = keyring.public_keys(i64::MIN / 2, i64::MAX / 2);
         let fingerprint = public[0].fingerprint.clone();

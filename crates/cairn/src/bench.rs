@@ -210,6 +210,8 @@ pub(crate) fn start_server(dir: &Path) -> Result<(Child9, String)> {
         .arg(dir)
         .env("CAIRN_ACCESS_KEY_ID", KEY)
         .env("CAIRN_SECRET_ACCESS_KEY", SECRET)
+        // A master key of the benchmark's own, not the user's.
+        .env("CAIRN_MASTER_KEY", "be".repeat(32))
         .env("CAIRN_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

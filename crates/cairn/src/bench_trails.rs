@@ -85,7 +85,11 @@ pub fn run(args: &BenchArgs, plan: Arc<Plan>) -> Result<()> {
         store.clone(),
         Arc::new(Trails::open(dir).map_err(anyhow::Error::msg)?),
         Arc::new(StatusBoard::default()),
-        Arc::new(Keyring::open(dir, 30 * 86_400_000)?),
+        Arc::new(Keyring::open(
+            dir,
+            30 * 86_400_000,
+            Arc::new(cairn_vault::MasterKey::ephemeral()?),
+        )?),
         backend.clone(),
         DeliveryOptions::default(),
     )?;

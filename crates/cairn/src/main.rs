@@ -1,5 +1,6 @@
 //! The `cairn` command: `serve` runs the server; `lookup`, `import` and `bench` talk to it.
 
+mod admin;
 mod archive;
 mod bench;
 mod bench_trails;
@@ -16,7 +17,6 @@ use clap::{Parser, Subcommand};
 
 use cairn_api::AppState;
 use cairn_api::channels::Channels;
-use cairn_api::identity::Identity;
 use cairn_store::{Store, StoreOptions};
 
 // Ingest allocates and frees many short-lived buffers on several threads; mimalloc does that
@@ -40,6 +40,8 @@ struct Cli {
 enum Command {
     /// Run the Cairn server.
     Serve(ServeArgs),
+    /// Manage accounts, users, access keys, console passwords and policies.
+    Admin(admin::AdminArgs),
     /// Look events up (LookupEvents), paging through every result.
     Lookup(Box<lookup::LookupArgs>),
     /// Load CloudTrail log files (.json, .json.gz, NDJSON) from files or folders.
@@ -96,6 +98,17 @@ struct ServeArgs {
     /// Start a new journal segment after this long (`1h`; shorter for tests and demos).
     #[arg(long, default_value = "1h")]
     journal_segment_age: String,
+    /// The master key that seals secret access keys and digest signing keys, kept outside
+    /// the data directory (created if missing; default ~/.config/cairn/master.key; the
+    /// CAIRN_MASTER_KEY environment variable, 64 hex digits, takes precedence).
+    #[arg(long, env = "CAIRN_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// A duration such as `60s`, `5m`, `1h`, `30d` (a bare number is `unit_ms` units).
@@ -121,6 +134,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Admin(args) => admin::run(args),
         Command::Lookup(args) => lookup::run(*args),
         Command::Import(args) => import::run(args),
         Command::Bench(args) => bench::run(args),
@@ -194,9 +208,17 @@ fn serve(args: ServeArgs) -> Result<()> {
         (None, None) => None,
         _ => bail!("set both CAIRN_ACCESS_KEY_ID and CAIRN_SECRET_ACCESS_KEY, or neither"),
     };
-    let (identity, boot) = Identity::open(&args.data_dir, args.account_id.as_deref(), given_key)?;
-    let channels = Channels::open(&args.data_dir, &args.region, &identity.accounts())
-        .map_err(anyhow::Error::msg)?;
+    let (master, master_text) = cairn_vault::resolve(args.master_key_file.as_deref())?;
+    let master = Arc::new(master);
+    let iam = Arc::new(cairn_iam::Directory::open(&args.data_dir, master.clone())?);
+    let boot = iam.bootstrap(args.account_id.as_deref(), given_key)?;
+    let account_ids: Vec<String> = iam.accounts().into_iter().map(|a| a.id).collect();
+    let channels =
+        Channels::open(&args.data_dir, &args.region, &account_ids).map_err(anyhow::Error::msg)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(cairn_api::tls::load_config(cert, key)?),
+        _ => None,
+    };
     let buckets = match &args.s3_endpoint {
         Some(endpoint) => cairn_bucket::Backend::S3(cairn_bucket::S3Config {
             endpoint: Some(endpoint.clone()),
@@ -241,6 +263,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     let keys = Arc::new(cairn_trail::keys::Keyring::open(
         &args.data_dir,
         rotation_ms,
+        master.clone(),
     )?);
     let delivery = cairn_trail::delivery::Delivery::open(
         &args.data_dir,
@@ -255,9 +278,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         },
     )?;
     let buckets_text = buckets.describe();
+    let auditor = cairn_api::audit::Auditor::start(store.clone())?;
+    let console = cairn_api::console::Console::new(iam.clone(), tls.is_some());
     let state = Arc::new(AppState {
         store: store.clone(),
-        identity,
+        iam,
+        console,
+        auditor,
+        region: args.region.clone(),
         channels,
         trails,
         status,
@@ -282,15 +310,29 @@ fn serve(args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        let endpoint = format!("http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://{addr}");
         let stats = store.stats();
         println!("Cairn {} is running.", env!("CARGO_PKG_VERSION"));
         println!();
         println!("  API endpoint:      {endpoint}");
-        println!("  Console:           {endpoint}/ (the browser console is not part of this version yet)");
+        println!("  Console:           {endpoint}/ (sign in as {} in account {})", boot.user_name, boot.account_id);
         println!("  Account:           {}", boot.account_id);
-        println!("  Access key id:     {}", boot.key.access_key_id);
-        println!("  Secret access key: {}", boot.key.secret_access_key);
+        match &boot.access_key_id {
+            Some(id) => println!("  Access key id:     {id}"),
+            None => println!("  Access key id:     (none: create one with `cairn admin create-access-key`)"),
+        }
+        match &boot.secret {
+            Some(secret) => println!("  Secret access key: {secret}   (shown once: keep it now)"),
+            None if std::env::var_os("CAIRN_SECRET_ACCESS_KEY").is_some() => {
+                println!("  Secret access key: from CAIRN_SECRET_ACCESS_KEY")
+            }
+            None => println!("  Secret access key: shown when this data directory was created (lost it? `cairn admin reset-admin`)"),
+        }
+        if let Some(password) = &boot.password {
+            println!("  Console password:  {password}   (user {}; shown once: keep it now)", boot.user_name);
+        }
+        println!("  Master key:        {master_text}");
         println!(
             "  Data directory:    {} ({} events stored{})",
             args.data_dir.display(),
@@ -299,15 +341,23 @@ fn serve(args: ServeArgs) -> Result<()> {
         );
         println!("  Trail buckets:     {buckets_text}");
         println!();
-        println!("Try it:");
-        println!(
-            "  AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --endpoint-url {endpoint} --region {} cloudtrail lookup-events --max-results 5",
-            boot.key.access_key_id, boot.key.secret_access_key, args.region
-        );
-        println!();
+        if let (Some(id), Some(secret)) = (&boot.access_key_id, &boot.secret) {
+            println!("Try it:");
+            println!(
+                "  AWS_ACCESS_KEY_ID={id} AWS_SECRET_ACCESS_KEY={secret} aws --endpoint-url {endpoint} --region {} cloudtrail lookup-events --max-results 5",
+                args.region
+            );
+            println!();
+        }
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        cairn_api::serve(listener, state, shutdown_signal()).await?;
+        match tls {
+            Some(config) => {
+                cairn_api::tls::serve_tls(listener, cairn_api::router(state), config, shutdown_signal())
+                    .await?
+            }
+            None => cairn_api::serve(listener, state, shutdown_signal()).await?,
+        }
         tracing::info!("shutting down");
         let _ = stop_delivery.send(true);
         let _ = delivery_task.await;

@@ -34,6 +34,7 @@ impl Server {
             .args(extra)
             .env("CAIRN_ACCESS_KEY_ID", KEY)
             .env("CAIRN_SECRET_ACCESS_KEY", SECRET)
+            .env("CAIRN_MASTER_KEY", "5e".repeat(32))
             .env("CAIRN_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
