@@ -508,9 +508,6 @@ def test_unusable_tls_files_stop_serve(tmp_path, pki):
     assert proc.returncode != 0 and "--tls-key" in proc.stderr, proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`cairn admin` cannot reach an HTTPS Cairn whose certificate is not publicly trusted: it "
-    "honours neither AWS_CA_BUNDLE nor a CA option (the AWS CLI takes --ca-bundle)"))
 def test_cairn_admin_over_https_with_a_private_ca(tls, pki):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CAIRN_"))}
     env.update({"AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,

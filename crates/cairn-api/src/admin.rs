@@ -87,8 +87,12 @@ fn target_user(caller: &Caller, input: &Input, required: bool) -> Result<String,
     }
 }
 
-fn user_resource(caller: &Caller, user: &str) -> String {
-    format!("arn:aws:iam::{}:user/{user}", caller.account_id)
+/// The user's ARN (with its path), or the ARN the name implies when there is no such user.
+fn user_resource(state: &AppState, caller: &Caller, user: &str) -> String {
+    match state.iam.get_user(&caller.account_id, user) {
+        Ok(u) => u.arn,
+        Err(_) => format!("arn:aws:iam::{}:user/{user}", caller.account_id),
+    }
 }
 
 pub async fn dispatch(
@@ -161,7 +165,14 @@ pub async fn dispatch(
                     | "DeleteAccessKey"
             );
             let user = target_user(caller, input, required)?;
-            authorize(caller, &format!("iam:{op}"), &user_resource(caller, &user))?;
+            // CreateUser: the ARN the new user will have.
+            let resource = match (op, input.opt_str("Path")?) {
+                ("CreateUser", Some(path)) => {
+                    format!("arn:aws:iam::{}:user{path}{user}", caller.account_id)
+                }
+                _ => user_resource(state, caller, &user),
+            };
+            authorize(caller, &format!("iam:{op}"), &resource)?;
             user_op(state, account, &user, op, input).await
         }
     }

@@ -9,11 +9,11 @@
 //! for example, `StopLogging` is always on record; reads and ingest do not wait.
 
 use std::sync::Arc;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
 
 use cairn_store::{Store, StoreError};
 
@@ -40,36 +40,41 @@ struct Entry {
 
 /// Hands audit records to the store.
 pub struct Auditor {
-    tx: mpsc::SyncSender<Entry>,
+    tx: mpsc::Sender<Entry>,
 }
 
 impl Auditor {
     /// Starts the writer thread.
     pub fn start(store: Arc<Store>) -> std::io::Result<Auditor> {
-        let (tx, rx) = mpsc::sync_channel::<Entry>(65_536);
+        let (tx, mut rx) = mpsc::channel::<Entry>(65_536);
         std::thread::Builder::new()
             .name("cairn-audit".into())
-            .spawn(move || write_loop(&store, &rx))?;
+            .spawn(move || write_loop(&store, &mut rx))?;
         Ok(Auditor { tx })
     }
 
-    /// Queues a record; the receiver resolves once it is durable.
-    pub fn record(&self, account: &str, record: Vec<u8>) -> tokio::sync::oneshot::Receiver<()> {
+    /// Queues a record (waiting while the queue is full); the receiver resolves once it is
+    /// durable.
+    pub async fn record(
+        &self,
+        account: &str,
+        record: Vec<u8>,
+    ) -> tokio::sync::oneshot::Receiver<()> {
         let (done, rx) = tokio::sync::oneshot::channel();
         let entry = Entry {
             account: account.to_owned(),
             record,
             done: Some(done),
         };
-        if self.tx.send(entry).is_err() {
+        if self.tx.send(entry).await.is_err() {
             tracing::error!("the audit writer has stopped; an audit record was not stored");
         }
         rx
     }
 }
 
-fn write_loop(store: &Store, rx: &mpsc::Receiver<Entry>) {
-    while let Ok(first) = rx.recv() {
+fn write_loop(store: &Store, rx: &mut mpsc::Receiver<Entry>) {
+    while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < 1_000 {
             match rx.try_recv() {
@@ -323,7 +328,7 @@ pub fn api_call_record(call: &Call<'_>) -> Vec<u8> {
 /// Records a call; with `wait`, returns once the record is durable (at most 10 s).
 pub async fn audit(auditor: &Auditor, call: Call<'_>, wait: bool) {
     let record = api_call_record(&call);
-    let done = auditor.record(&call.caller.account_id, record);
+    let done = auditor.record(&call.caller.account_id, record).await;
     if wait {
         let _ = tokio::time::timeout(Duration::from_secs(10), done).await;
     }

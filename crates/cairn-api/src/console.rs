@@ -38,6 +38,8 @@ const FAILURE_WINDOW_MS: i64 = 15 * 60 * 1000;
 struct Session {
     account: String,
     user: String,
+    /// The user's unique id: a new user of the same name is someone else.
+    user_id: String,
     created_ms: i64,
     last_ms: i64,
     csrf: String,
@@ -142,8 +144,11 @@ impl Console {
         let mut sessions = self.sessions.lock();
         sessions.retain(|_, s| now - s.last_ms < IDLE_MS && now - s.created_ms < MAX_MS);
         let s = sessions.get_mut(&token_hash(&token))?;
-        // A deleted user's session ends with the user.
-        let principal = self.iam.principal(&s.account, &s.user)?;
+        // A deleted user's session ends with the user, even if the name is reused.
+        let principal = self
+            .iam
+            .principal(&s.account, &s.user)
+            .filter(|p| p.user_id == s.user_id)?;
         s.last_ms = now;
         Some((
             principal,
@@ -246,6 +251,7 @@ impl Console {
             Session {
                 account: principal.account_id.clone(),
                 user: principal.user_name.clone(),
+                user_id: principal.user_id.clone(),
                 created_ms: now,
                 last_ms: now,
                 csrf: csrf.clone(),
@@ -379,7 +385,7 @@ fn console_login_record(
 }
 
 async fn record_login(state: &AppState, account: &str, record: Vec<u8>) {
-    let done = state.auditor.record(account, record);
+    let done = state.auditor.record(account, record).await;
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), done).await;
 }
 

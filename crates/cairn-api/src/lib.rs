@@ -125,7 +125,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn s3_first(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if s3::is_s3_request(req.headers(), req.uri()) {
+    // (A CloudTrail call names its operation in X-Amz-Target; signed for s3 by mistake, it is
+    // still answered as a CloudTrail call, with the JSON error that names the wrong scope.)
+    if s3::is_s3_request(req.headers(), req.uri()) && !req.headers().contains_key("x-amz-target") {
         let (parts, body) = req.into_parts();
         return s3::Facade::of(&state)
             .respond(
@@ -326,9 +328,27 @@ fn trail_arn(caller: &Caller, name: &str) -> String {
     }
 }
 
+/// The ARN of a channel named by id or ARN: the channel's own when the caller's account has
+/// it (whatever region the call is signed for), else the ARN the reference implies.
+fn channel_resource(state: &AppState, caller: &Caller, reference: &str) -> String {
+    match state.channels.resolve(
+        &caller.account_id,
+        reference,
+        "InvalidChannelARN",
+        "ChannelNotFound",
+    ) {
+        Ok(channel) => channel.arn,
+        Err(_) if reference.starts_with("arn:") => reference.to_owned(),
+        Err(_) => format!(
+            "arn:aws:cloudtrail:{}:{}:channel/{reference}",
+            caller.region, caller.account_id
+        ),
+    }
+}
+
 /// The resources a CloudTrail operation acts on, for the policy check (`*` when it names
-/// none).
-fn cloudtrail_resources(caller: &Caller, op: &str, input: &Input) -> Vec<String> {
+/// none). A trail named by name is the caller's region's (as the operations find it).
+fn cloudtrail_resources(state: &AppState, caller: &Caller, op: &str, input: &Input) -> Vec<String> {
     let member = |name: &str| input.opt_str(name).ok().flatten();
     let one = |r: Option<String>| vec![r.unwrap_or_else(|| "*".into())];
     match op {
@@ -338,16 +358,9 @@ fn cloudtrail_resources(caller: &Caller, op: &str, input: &Input) -> Vec<String>
         | "GetEventSelectors"
         | "PutInsightSelectors"
         | "GetInsightSelectors" => one(member("TrailName").map(|n| trail_arn(caller, n))),
-        "GetChannel" | "DeleteChannel" => one(member("Channel").map(|c| {
-            if c.starts_with("arn:") {
-                c.to_owned()
-            } else {
-                format!(
-                    "arn:aws:cloudtrail:{}:{}:channel/{c}",
-                    caller.region, caller.account_id
-                )
-            }
-        })),
+        "GetChannel" | "DeleteChannel" => {
+            one(member("Channel").map(|c| channel_resource(state, caller, c)))
+        }
         "AddTags" | "RemoveTags" => one(member("ResourceId").map(str::to_owned)),
         "ListTags" => {
             let ids: Vec<String> = input
@@ -412,7 +425,7 @@ async fn dispatch(
         ));
     }
     let action = format!("cloudtrail:{op}");
-    for resource in cloudtrail_resources(caller, op, input) {
+    for resource in cloudtrail_resources(state, caller, op, input) {
         authorize(caller, &action, &resource)?;
     }
     match op {
@@ -524,14 +537,7 @@ async fn put_audit_events(
                 "channelArn is required in the query string",
             )
         })?;
-        let resource = if channel_ref.starts_with("arn:") {
-            channel_ref.clone()
-        } else {
-            format!(
-                "arn:aws:cloudtrail:{}:{}:channel/{channel_ref}",
-                caller.region, caller.account_id
-            )
-        };
+        let resource = channel_resource(&state, &caller, &channel_ref);
         authorize(&caller, "cloudtrail-data:PutAuditEvents", &resource)?;
         if let Some(ext) = &external_id {
             let ok = (2..=1224).contains(&ext.len())

@@ -24,6 +24,9 @@ pub struct ClientArgs {
     /// The region to sign for (also AWS_REGION, AWS_DEFAULT_REGION, the profile's region).
     #[arg(long, global = true)]
     pub region: Option<String>,
+    /// PEM certificates to trust for an HTTPS endpoint with a private CA (also AWS_CA_BUNDLE).
+    #[arg(long, global = true)]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 pub struct Client {
@@ -98,6 +101,30 @@ fn find_credentials(profile: Option<&str>) -> Result<Credentials> {
     )
 }
 
+/// The HTTP client, trusting the certificates of `--ca-bundle` or `AWS_CA_BUNDLE` besides
+/// the usual roots.
+fn http_client(args: &ClientArgs) -> Result<reqwest::blocking::Client> {
+    let mut builder =
+        reqwest::blocking::Client::builder().timeout(std::time::Duration::from_secs(300));
+    if let Some(path) = args
+        .ca_bundle
+        .clone()
+        .or_else(|| env("AWS_CA_BUNDLE").map(PathBuf::from))
+    {
+        let pem = std::fs::read(&path)
+            .with_context(|| format!("cannot read the CA bundle {}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+        if certs.is_empty() {
+            bail!("{} holds no PEM certificate", path.display());
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder.build()?)
+}
+
 impl Client {
     pub fn new(args: &ClientArgs) -> Result<Client> {
         let endpoint = args
@@ -120,11 +147,8 @@ impl Client {
             })
             .unwrap_or_else(|| "us-east-1".to_owned());
         let creds = find_credentials(args.profile.as_deref())?;
-        let http = reqwest::blocking::Client::builder()
-            .timeout(std::time::Duration::from_secs(300))
-            .build()?;
         Ok(Client {
-            http,
+            http: http_client(args)?,
             endpoint,
             region,
             creds,
@@ -138,9 +162,7 @@ impl Client {
             .clone()
             .unwrap_or_else(|| DEFAULT_ENDPOINT.to_owned());
         Ok(Client {
-            http: reqwest::blocking::Client::builder()
-                .timeout(std::time::Duration::from_secs(300))
-                .build()?,
+            http: http_client(args)?,
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             region: args.region.clone().unwrap_or_else(|| "us-east-1".into()),
             creds: Credentials::new(key_id, secret, None, None, "given"),

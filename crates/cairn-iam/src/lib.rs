@@ -401,7 +401,7 @@ impl Directory {
         };
         if file.master_key_check != master.check_value() {
             return Err(OpenError::Invalid(format!(
-                "the secrets in {} were sealed with another master key (check value {}, this key's is {}): start Cairn with the master key it used before (--master-key-file or CAIRN_MASTER_KEY)",
+                "the secrets in {} were sealed with another master key (check value {}, this key's is {}): start Cairn with the master key it used before (--master-key-file or CAIRN_MASTER_KEY), or, if it is lost, run `cairn admin reset-admin --new-master-key` with the server stopped",
                 path.display(),
                 file.master_key_check,
                 master.check_value()
@@ -433,6 +433,32 @@ impl Directory {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// For a lost master key: moves the identity file to `master`, deleting every access key
+    /// (their secrets cannot be opened any more) and keeping accounts, users, passwords and
+    /// policies. Returns how many keys were deleted.
+    pub fn rekey(data_dir: &Path, master: &MasterKey) -> Result<usize, OpenError> {
+        let path = data_dir.join("identity").join("iam.json");
+        let bytes = fs::read(&path).map_err(|source| OpenError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let mut file: IamFile =
+            serde_json::from_slice(&bytes).map_err(|source| OpenError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+        let mut removed = 0;
+        for u in file.accounts.iter_mut().flat_map(|a| a.users.iter_mut()) {
+            removed += u.keys.len();
+            u.keys.clear();
+        }
+        file.master_key_check = master.check_value().to_owned();
+        let bytes = serde_json::to_vec_pretty(&file)
+            .map_err(|e| OpenError::Invalid(format!("cannot encode the identity file: {e}")))?;
+        write_private(&path, &bytes).map_err(|source| OpenError::Io { path, source })?;
+        Ok(removed)
     }
 
     fn save(&self) -> Result<(), IamError> {

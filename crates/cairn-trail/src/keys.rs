@@ -130,6 +130,26 @@ impl Keyring {
         })
     }
 
+    /// For a lost master key: retires every key (their private halves cannot be opened any
+    /// more; their public halves still verify the digests they signed), so that a new one is
+    /// made with the new master key. Returns how many were retired.
+    pub fn retire_all(data_dir: &Path, now_ms: i64) -> Result<usize, KeyError> {
+        let path = data_dir.join("trails").join("signing-keys.json");
+        let mut keys: Vec<StoredKey> = match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| KeyError::Damaged(path.clone(), e.to_string()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(source) => return Err(KeyError::Io { path, source }),
+        };
+        let mut retired = 0;
+        for k in keys.iter_mut().filter(|k| k.retired_ms.is_none()) {
+            k.retired_ms = Some(now_ms);
+            retired += 1;
+        }
+        save(&path, &keys)?;
+        Ok(retired)
+    }
+
     /// Signs `message` with the current key (rotating first if it is due) and returns the
     /// key's fingerprint and the lower-case hex signature.
     pub fn sign(&self, now_ms: i64, message: &[u8]) -> Result<(String, String), KeyError> {

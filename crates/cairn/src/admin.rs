@@ -117,6 +117,11 @@ enum AdminCommand {
         data_dir: PathBuf,
         #[arg(long, env = "CAIRN_MASTER_KEY_FILE")]
         master_key_file: Option<PathBuf>,
+        /// The master key is lost: use the one at --master-key-file (created if missing)
+        /// instead, deleting every access key (users, passwords and policies stay) and
+        /// retiring the digest signing keys (their digests still validate).
+        #[arg(long)]
+        new_master_key: bool,
     },
 }
 
@@ -141,9 +146,10 @@ pub fn run(args: AdminArgs) -> Result<()> {
     if let AdminCommand::ResetAdmin {
         data_dir,
         master_key_file,
+        new_master_key,
     } = &args.command
     {
-        return reset_admin(data_dir, master_key_file.as_deref());
+        return reset_admin(data_dir, master_key_file.as_deref(), *new_master_key);
     }
     let client = Client::new(&args.client)?;
     let call = |op: &str, input: Value| client.call_admin(op, &input);
@@ -282,6 +288,7 @@ pub fn run(args: AdminArgs) -> Result<()> {
 fn reset_admin(
     data_dir: &std::path::Path,
     master_key_file: Option<&std::path::Path>,
+    new_master_key: bool,
 ) -> Result<()> {
     let lock_path = data_dir.join("LOCK");
     if !data_dir.join("identity").join("iam.json").exists() {
@@ -303,7 +310,14 @@ fn reset_admin(
             data_dir.display()
         );
     }
-    let (master, _) = cairn_vault::resolve(master_key_file)?;
+    let (master, master_text) = cairn_vault::resolve(master_key_file)?;
+    if new_master_key {
+        let removed = cairn_iam::Directory::rekey(data_dir, &master)?;
+        let retired = cairn_trail::keys::Keyring::retire_all(data_dir, cairn_event::now_ms())?;
+        println!(
+            "Moved to the master key {master_text}: deleted {removed} access keys, retired {retired} digest signing keys."
+        );
+    }
     let iam = cairn_iam::Directory::open(data_dir, Arc::new(master))?;
     let account = iam
         .management_account()

@@ -327,6 +327,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         endpoint_url: Some(endpoint.clone()),
         profile: None,
         region: Some("us-east-1".into()),
+        ca_bundle: None,
     };
 
     // 1. Durable ingest over HTTP.

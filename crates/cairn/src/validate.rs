@@ -87,6 +87,10 @@ pub struct ValidateArgs {
     /// The named profile for the Cairn server's credentials (also AWS_PROFILE).
     #[arg(long)]
     profile: Option<String>,
+    /// PEM certificates to trust for an HTTPS Cairn endpoint with a private CA (also
+    /// AWS_CA_BUNDLE).
+    #[arg(long)]
+    ca_bundle: Option<PathBuf>,
 }
 
 /// A usage or access problem: exit status 2.
@@ -203,6 +207,7 @@ fn ask_server(
         endpoint_url: args.endpoint_url.clone(),
         profile: args.profile.clone(),
         region: Some(trail.home_region.clone()),
+        ca_bundle: args.ca_bundle.clone(),
     })?;
     let mut facts = ServerFacts::default();
     if need_bucket {
