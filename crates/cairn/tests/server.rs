@@ -61,6 +61,7 @@ impl Server {
             endpoint_url: Some(self.endpoint.clone()),
             profile: None,
             region: Some("us-east-1".into()),
+            ca_bundle: None,
         };
         Client::with_credentials(&args, KEY, SECRET).expect("client")
     }
