@@ -43,14 +43,26 @@ pub struct Auditor {
     tx: mpsc::Sender<Entry>,
 }
 
+/// The writer thread, to wait for at shutdown: it ends once every [`Auditor`] is gone and
+/// the records still queued are stored.
+pub struct AuditWriter(std::thread::JoinHandle<()>);
+
+impl AuditWriter {
+    pub fn join(self) {
+        if self.0.join().is_err() {
+            tracing::error!("the audit writer failed");
+        }
+    }
+}
+
 impl Auditor {
     /// Starts the writer thread.
-    pub fn start(store: Arc<Store>) -> std::io::Result<Auditor> {
+    pub fn start(store: Arc<Store>) -> std::io::Result<(Auditor, AuditWriter)> {
         let (tx, mut rx) = mpsc::channel::<Entry>(65_536);
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("cairn-audit".into())
             .spawn(move || write_loop(&store, &mut rx))?;
-        Ok(Auditor { tx })
+        Ok((Auditor { tx }, AuditWriter(handle)))
     }
 
     /// Queues a record (waiting while the queue is full); the receiver resolves once it is

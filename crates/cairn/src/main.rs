@@ -278,7 +278,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         },
     )?;
     let buckets_text = buckets.describe();
-    let auditor = cairn_api::audit::Auditor::start(store.clone())?;
+    let (auditor, audit_writer) = cairn_api::audit::Auditor::start(store.clone())?;
     let console = cairn_api::console::Console::new(iam.clone(), tls.is_some());
     let state = Arc::new(AppState {
         store: store.clone(),
@@ -369,6 +369,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     // The server has stopped; the store's writer drains its queue and syncs when the last
     // reference goes.
     drop(runtime);
+    // The records of the last calls, then the store's final sync.
+    audit_writer.join();
     drop(lock);
     Ok(())
 }
