@@ -171,6 +171,24 @@ impl Console {
         if cookie(headers, SESSION_COOKIE).is_none() {
             return Ok(None);
         }
+        let given = headers
+            .get(CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        self.caller_with_token(headers, given, origin, region)
+            .map(Some)
+    }
+
+    /// The caller behind a session cookie whose CSRF token is given another way (the query
+    /// string of a download link or an event stream): an error without a live session or
+    /// with a wrong token.
+    pub fn caller_with_token(
+        &self,
+        headers: &HeaderMap,
+        token: &str,
+        origin: &Origin,
+        region: &str,
+    ) -> Result<Caller, ApiError> {
         let Some((principal, facts, csrf, key_id)) = self.session(headers) else {
             return Err(ApiError::new(
                 "UnrecognizedClientException",
@@ -178,26 +196,47 @@ impl Console {
                 "The console session has ended or is not valid: sign in again.",
             ));
         };
-        let given = headers
-            .get(CSRF_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if !same(given, &csrf) {
+        if !same(token, &csrf) {
             return Err(ApiError::new(
                 "AccessDeniedException",
                 403,
                 "Calls from a console session need the session's CSRF token in the X-Cairn-CSRF header (GET /v1/session gives it).",
             ));
         }
-        Ok(Some(Caller {
-            account_id: principal.account_id.clone(),
-            access_key_id: key_id,
-            region: region.to_owned(),
-            service: "cloudtrail".into(),
-            principal,
-            origin: origin.clone(),
-            console: Some(facts),
-        }))
+        Ok(session_caller(principal, facts, key_id, origin, region))
+    }
+
+    /// The signed-in caller of a console page (a GET that changes nothing, so no CSRF
+    /// token), with the session's CSRF token for the page to use.
+    pub fn page_caller(
+        &self,
+        headers: &HeaderMap,
+        origin: &Origin,
+        region: &str,
+    ) -> Option<(Caller, String)> {
+        let (principal, facts, csrf, key_id) = self.session(headers)?;
+        Some((
+            session_caller(principal, facts, key_id, origin, region),
+            csrf,
+        ))
+    }
+
+    /// Whether the session a request's cookie names is still live, without counting the
+    /// check as use (an open event stream does not keep an idle session alive).
+    pub fn session_alive(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = cookie(headers, SESSION_COOKIE) else {
+            return false;
+        };
+        let now = cairn_event::now_ms();
+        let sessions = self.sessions.lock();
+        sessions.get(&token_hash(&token)).is_some_and(|s| {
+            now - s.last_ms < IDLE_MS
+                && now - s.created_ms < MAX_MS
+                && self
+                    .iam
+                    .principal(&s.account, &s.user)
+                    .is_some_and(|p| p.user_id == s.user_id)
+        })
     }
 
     fn failures_of(&self, keys: &[String], now: i64) -> usize {
@@ -268,6 +307,34 @@ impl Console {
     }
 }
 
+fn session_caller(
+    principal: Arc<Principal>,
+    facts: ConsoleFacts,
+    key_id: String,
+    origin: &Origin,
+    region: &str,
+) -> Caller {
+    Caller {
+        account_id: principal.account_id.clone(),
+        access_key_id: key_id,
+        region: region.to_owned(),
+        service: "cloudtrail".into(),
+        principal,
+        origin: origin.clone(),
+        console: Some(facts),
+    }
+}
+
+/// Where sign-in may send the browser afterwards: a path of this site (`/...`, not `//...`,
+/// no backslash or control character), else `/`.
+pub fn safe_next(next: &str) -> &str {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.len() <= 2048
+        && !next.chars().any(|c| c == '\\' || c.is_control());
+    if ok { next } else { "/" }
+}
+
 fn html(status: StatusCode, body: String) -> Response {
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
@@ -291,8 +358,7 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;ma
 
 fn signin_page(
     console: &Console,
-    account: &str,
-    user: &str,
+    (account, user, next): (&str, &str, &str),
     error: Option<&str>,
     status: StatusCode,
 ) -> Response {
@@ -301,7 +367,8 @@ fn signin_page(
         .map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e)))
         .unwrap_or_default();
     let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>Sign in - Cairn</title><style>{STYLE}</style></head><body><main><h1>Sign in to Cairn</h1>{error_html}<form method=\"post\" action=\"/signin\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><label for=\"account\">Account ID</label><input id=\"account\" name=\"account\" inputmode=\"numeric\" autocomplete=\"organization\" value=\"{}\" placeholder=\"the first account if empty\"><label for=\"username\">User name</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required value=\"{}\" autofocus><label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required><button type=\"submit\">Sign in</button></form></main></body></html>",
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>Sign in - Cairn</title><style>{STYLE}</style></head><body><main><h1>Sign in to Cairn</h1>{error_html}<form method=\"post\" action=\"/signin\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"next\" value=\"{}\"><label for=\"account\">Account ID</label><input id=\"account\" name=\"account\" inputmode=\"numeric\" autocomplete=\"organization\" value=\"{}\" placeholder=\"the first account if empty\"><label for=\"username\">User name</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required value=\"{}\" autofocus><label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required><button type=\"submit\">Sign in</button></form></main></body></html>",
+        escape(safe_next(next)),
         escape(account),
         escape(user),
     );
@@ -315,9 +382,19 @@ fn signin_page(
     resp
 }
 
-/// `GET /signin`.
-pub async fn signin_form(State(state): State<Arc<AppState>>) -> Response {
-    signin_page(&state.console, "", "", None, StatusCode::OK)
+/// `GET /signin` (`?next=/path` names where to go once signed in).
+pub async fn signin_form(State(state): State<Arc<AppState>>, uri: axum::http::Uri) -> Response {
+    let next = uri
+        .query()
+        .map(|q| parse_form(q.as_bytes()))
+        .and_then(|mut f| f.remove("next"))
+        .unwrap_or_default();
+    signin_page(
+        &state.console,
+        ("", "", safe_next(&next)),
+        None,
+        StatusCode::OK,
+    )
 }
 
 /// The record of a sign-in attempt.
@@ -400,8 +477,7 @@ pub async fn signin(
     let Ok(body) = axum::body::to_bytes(body, 16 * 1024).await else {
         return signin_page(
             console,
-            "",
-            "",
+            ("", "", "/"),
             Some("The form is too large."),
             StatusCode::PAYLOAD_TOO_LARGE,
         );
@@ -409,14 +485,14 @@ pub async fn signin(
     let form = parse_form(&body);
     let field = |k: &str| form.get(k).map(|s| s.trim().to_owned()).unwrap_or_default();
     let (account_field, user) = (field("account"), field("username"));
+    let next = safe_next(&field("next")).to_owned();
     let password = form.get("password").cloned().unwrap_or_default();
     // Double-submit CSRF check: the form's token must match the cookie set with the form.
     let csrf_ok = cookie(&headers, CSRF_COOKIE).is_some_and(|c| same(&c, &field("csrf")));
     if !csrf_ok {
         return signin_page(
             console,
-            &account_field,
-            &user,
+            (&account_field, &user, &next),
             Some("The sign-in form expired or did not come from this site; try again."),
             StatusCode::FORBIDDEN,
         );
@@ -461,8 +537,7 @@ pub async fn signin(
         }
         let mut resp = signin_page(
             console,
-            &account_field,
-            &user,
+            (&account_field, &user, &next),
             Some(&format!(
                 "Too many failed sign-in attempts. Try again in {} seconds.",
                 (wait_ms + 999) / 1000
@@ -483,8 +558,7 @@ pub async fn signin(
             tracing::error!(error = %e, "sign-in check failed");
             return signin_page(
                 console,
-                &account_field,
-                &user,
+                (&account_field, &user, &next),
                 Some("Sign-in failed on the server; try again."),
                 StatusCode::INTERNAL_SERVER_ERROR,
             );
@@ -493,8 +567,7 @@ pub async fn signin(
     let failed = || {
         signin_page(
             console,
-            &account_field,
-            &user,
+            (&account_field, &user, &next),
             Some("Your account ID, user name or password is wrong."),
             StatusCode::UNAUTHORIZED,
         )
@@ -513,7 +586,7 @@ pub async fn signin(
             );
             record_login(&state, &account, record).await;
             let (token, _csrf) = console.start_session(&principal);
-            let mut resp = Redirect::to("/").into_response();
+            let mut resp = Redirect::to(&next).into_response();
             *resp.status_mut() = StatusCode::SEE_OTHER;
             let h = resp.headers_mut();
             if let Ok(v) = HeaderValue::from_str(&format!(
@@ -625,21 +698,18 @@ pub async fn session_info(State(state): State<Arc<AppState>>, headers: HeaderMap
     }
 }
 
-/// `GET /` in a browser: the signed-in home, or the sign-in form.
+/// `GET /` in a browser: the console when signed in, else the sign-in form.
 pub async fn home(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let Some((p, facts, csrf, _)) = state.console.session(&headers) else {
-        let mut resp = Redirect::to("/signin").into_response();
-        *resp.status_mut() = StatusCode::SEE_OTHER;
-        return resp;
+    let to = if state.console.session(&headers).is_some() {
+        "/console/events"
+    } else {
+        "/signin"
     };
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>Cairn</title><style>{STYLE}</style></head><body><main><h1>Cairn</h1><p>Signed in as <strong>{}</strong> in account {} since {}.</p><p>Point the AWS CLI or an SDK at this address with <code>--endpoint-url</code>.</p><form method=\"post\" action=\"/signout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form></main></body></html>",
-        escape(&p.arn),
-        escape(&p.account_id),
-        escape(&facts.creation_date),
-        escape(&csrf),
-    );
-    html(StatusCode::OK, body)
+    let mut resp = Redirect::to(to).into_response();
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
 }
 
 #[cfg(test)]
@@ -659,6 +729,26 @@ mod tests {
         );
         assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("tok"));
         assert_eq!(cookie(&h, "c"), None);
+    }
+
+    #[test]
+    fn sign_in_only_goes_on_to_this_site() {
+        assert_eq!(
+            safe_next("/console/events?f=Username:alana&start=now-7d"),
+            "/console/events?f=Username:alana&start=now-7d"
+        );
+        assert_eq!(safe_next("/"), "/");
+        for bad in [
+            "",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "/x\r\nSet-Cookie: a=b",
+            "console/events",
+        ] {
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
     }
 
     #[test]

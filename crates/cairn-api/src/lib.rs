@@ -17,6 +17,7 @@ pub mod s3;
 pub mod sigv4;
 pub mod tls;
 pub mod trails;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -112,6 +113,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/PutAuditEvents", post(put_audit_events))
         .route("/v1/events", post(native_ingest))
         .route("/health", get(health))
+        .merge(ui::routes())
         .route("/{bucket}", any(s3::handle))
         .route("/{bucket}/", any(s3::handle))
         .route("/{bucket}/{*key}", any(s3::handle))
