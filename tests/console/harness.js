@@ -209,7 +209,7 @@ export class Cairn {
 
   /** A console user with a known password. */
   createUser(name, password, policy = 'AWSCloudTrail_ReadOnlyAccess') {
-    this.cli(['admin', 'create-user', name, '--policy', policy]);
+    this.cli(['admin', 'create-user', name, ...(policy ? ['--policy', policy] : [])]);
     this.cli(['admin', 'set-password', name, '--password-stdin'], { input: password });
   }
 

@@ -49,6 +49,14 @@ s.test('Q1: who deleted the cat photo database, when, from where, in which regio
   assert.equal(json.eventID, '0f3c8c5e-6a1d-4d3b-9e2f-1a2b3c4d5e6f');
   assert.equal(json.responseElements.dBInstanceStatus, 'deleting');
   await screenshot(page, 'details-q1-laptop');
+  // Copy JSON puts the whole record on the clipboard.
+  await page.context().grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.cairn.endpoint });
+  await page.click('[data-testid=copy-json]');
+  const copied = await eventually(async () => {
+    const text = await page.evaluate(() => navigator.clipboard.readText());
+    return text.includes('cat-photos-db') ? text : null;
+  }, { message: 'the record on the clipboard' });
+  assert.deepEqual(JSON.parse(copied), json);
   await closeDetails(page, { escape: false });
 
   // The same answer by resource type and by event name.

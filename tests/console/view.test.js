@@ -222,3 +222,33 @@ s.test('Load more pages through many results', async () => {
   // Newest first.
   assert.equal(all[0], `b0b0b0b0-0000-4000-8000-${String(BULK - 1).padStart(12, '0')}`);
 });
+
+s.test('the time range menu offers every preset; a start after the end is an error', async () => {
+  const page = await s.page(LAPTOP);
+  await signIn(page, s.cairn);
+  await page.click('[data-testid=time-range]');
+  for (const p of ['15m', '1h', '24h', '7d', '30d', '90d', 'all']) {
+    await page.locator(`[data-testid=preset-${p}]`).waitFor({ state: 'visible' });
+  }
+  await page.fill('input[data-testid=time-start]', '2024-03-15T00:00');
+  await page.fill('input[data-testid=time-end]', '2024-03-14T00:00');
+  await page.click('[data-testid=time-apply]');
+  const err = page.locator('[data-testid=error]');
+  await err.waitFor({ state: 'visible' });
+  assert.equal(await err.getAttribute('role'), 'alert');
+  assert.ok((await err.innerText()).trim().length > 0);
+});
+
+s.test('a user whose policies do not allow looking up events sees why', async () => {
+  s.cairn.createUser('no-rights', 'No-rights-pw-4c2a9b', null);
+  const page = await s.page(LAPTOP);
+  await signIn(page, s.cairn, { user: 'no-rights', password: 'No-rights-pw-4c2a9b' });
+  assert.equal(new URL(page.url()).pathname, '/console/events');
+  const err = page.locator('[data-testid=error]');
+  await err.waitFor({ state: 'visible' });
+  assert.equal(await err.getAttribute('role'), 'alert');
+  const text = await err.innerText();
+  assert.match(text, /not (authori[sz]ed|allowed)|AccessDenied|denied|policies/i, `error text: ${text}`);
+  await screenshot(page, 'events-access-denied');
+  assert.equal(await rows(page).count(), 0);
+});
