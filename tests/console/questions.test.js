@@ -43,6 +43,8 @@ s.test('Q1: who deleted the cat photo database, when, from where, in which regio
   assert.equal(await detailField(page, 'region'), 'us-west-2');
   assert.match(await detailField(page, 'event-time'), TIME('2020-06-09', '13:37:34'));
   assert.match(await detailField(page, 'event-source'), /rds\.amazonaws\.com/);
+  assert.equal(await detailField(page, 'access-key'), 'AKIAIOSFODNN7EXAMPLE');
+  assert.match(await detailField(page, 'arn'), /arn:aws:iam::111122223333:user\/alana/);
   assert.match(await detailField(page, 'resources'), /cat-photos-db/);
   assert.match(await detailField(page, 'outcome'), /^Succeeded/);
   const json = JSON.parse(await page.locator('pre[data-testid=event-json]').innerText());

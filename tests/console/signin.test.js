@@ -45,6 +45,18 @@ s.test('signing in lands on Event history with the signed-in ARN and the main na
   const nav = page.locator('nav[aria-label=Main]');
   await nav.getByRole('link', { name: 'Event history' }).waitFor({ state: 'visible' });
   await nav.getByRole('link', { name: 'Trails' }).waitFor({ state: 'visible' });
+  // The filter attributes of LookupEvents, and a few more.
+  const options = await page.locator('select[data-testid=filter-attribute] option').evaluateAll((os) => os.map((o) => o.value));
+  assert.deepEqual([...options].sort(), ['AccessKeyId', 'AwsRegion', 'ErrorCode', 'EventId', 'EventName', 'EventSource',
+    'ReadOnly', 'ResourceName', 'ResourceType', 'SourceIpAddress', 'Username'].sort());
+  // The time range inputs are UTC date-times.
+  await page.click('[data-testid=time-range]');
+  assert.equal(await page.locator('[data-testid=time-start]').getAttribute('type'), 'datetime-local');
+  assert.equal(await page.locator('[data-testid=time-end]').getAttribute('type'), 'datetime-local');
+  await page.keyboard.press('Escape');
+  // The histogram is an SVG drawing.
+  assert.ok(await page.locator('[data-testid=histogram]').evaluate((el) => el.tagName.toLowerCase() === 'svg' || !!el.querySelector('svg')),
+    'the histogram is not an svg');
   // A read-only user may not list users: no Settings.
   assert.equal(await nav.getByRole('link', { name: 'Settings' }).count(), 0,
     'Settings is offered to a user who may not list users');
