@@ -645,6 +645,7 @@
       histo = null;
       histogram.textContent = '';
       histogram.classList.add('unavailable');
+      histogram.removeAttribute('tabindex');
       histogram.setAttribute('viewBox', `0 0 ${W} 24`);
       histogram.setAttribute('aria-label', 'Histogram unavailable');
       histogramNote.textContent = '';
@@ -695,7 +696,7 @@
       const n = counts.length;
       const max = Math.max(1, ...counts);
       histogram.setAttribute('viewBox', `0 0 ${W} ${H}`);
-      histogram.setAttribute('aria-label', `${histo.total} events between ${fmtTime(histo.start)} and ${fmtTime(histo.end)}; drag across the chart to narrow the time range`);
+      histogram.setAttribute('aria-label', `${histo.total} events between ${fmtTime(histo.start)} and ${fmtTime(histo.end)}; drag across the chart, or use the arrow keys and Enter, to narrow the time range`);
       const w = W / n;
       counts.forEach((c, i) => {
         const h = c === 0 ? 0 : Math.max(1.5, (c / max) * (H - 4));
@@ -712,6 +713,7 @@
         histogram.append(rect);
       });
       histogram.append(svgEl('line', { class: 'baseline', x1: 0, x2: W, y1: H - 0.5, y2: H - 0.5 }));
+      histogram.setAttribute('tabindex', '0');
       histogramNote.textContent = '';
       const note = `${histo.total.toLocaleString('en')} event${histo.total === 1 ? '' : 's'}` +
         (histo.partial ? ` (counts before ${fmtTime(histo.completeFrom)} are partial)` : '') +
@@ -793,6 +795,36 @@
       const now = Date.now();
       go({ ...view, start: String(s), end: t * 1000 >= now ? 'now' : String(t) });
     }
+    // The keyboard: arrows move between bars, Enter narrows the range to the bar.
+    let cursor = -1;
+    function showCursor() {
+      const old = $('.cursor', histogram);
+      if (old) old.remove();
+      if (!histo || cursor < 0) return;
+      const w = W / histo.counts.length;
+      histogram.append(svgEl('rect', { class: 'selection cursor', x: cursor * w, y: 0, width: w, height: H }));
+      const from = histo.start + cursor * histo.bucketMs;
+      const c = histo.counts[cursor];
+      setStatus(`${fmtTime(from)} – ${fmtTime(Math.min(from + histo.bucketMs, histo.end))}: ${c} event${c === 1 ? '' : 's'}. Enter narrows the range to it.`);
+    }
+    histogram.addEventListener('keydown', (e) => {
+      if (!histo) return;
+      const n = histo.counts.length;
+      if (e.key === 'ArrowRight' || e.key === 'ArrowLeft' || e.key === 'Home' || e.key === 'End') {
+        e.preventDefault();
+        if (e.key === 'Home') cursor = 0;
+        else if (e.key === 'End') cursor = n - 1;
+        else cursor = Math.max(0, Math.min(n - 1, (cursor < 0 ? n : cursor) + (e.key === 'ArrowRight' ? 1 : -1)));
+        showCursor();
+      } else if (e.key === 'Enter' && cursor >= 0) {
+        e.preventDefault();
+        const s = Math.floor((histo.start + cursor * histo.bucketMs) / 1000);
+        const t = Math.ceil(Math.min(histo.start + (cursor + 1) * histo.bucketMs, histo.end) / 1000);
+        cursor = -1;
+        if (t > s) go({ ...view, start: String(s), end: t * 1000 >= Date.now() ? 'now' : String(t) });
+      }
+    });
+    histogram.addEventListener('blur', () => { cursor = -1; showCursor(); });
     histogram.addEventListener('pointerup', (e) => endDrag(e, false));
     histogram.addEventListener('pointercancel', (e) => endDrag(e, true));
 
