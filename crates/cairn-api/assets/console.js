@@ -108,19 +108,25 @@
     const code = err && err.code ? err.code : 'Error';
     const msg = err && err.message ? err.message : String(err);
     if (code === 'AccessDeniedException') {
-      return { title: `You are not allowed to ${what}.`, detail: msg + ' Ask an administrator for a policy that allows it.' };
+      return { title: `You are not allowed to ${what}.`, detail: sentence(msg) + ' Ask an administrator for a policy that allows it.' };
     }
     if (code === 'InvalidLookupAttributesException' && CAIRN_KEYS.some((k) => msg.includes(k))) {
       return {
         title: 'This server cannot filter by AWS region, error code or source IP address.',
-        detail: msg + ' Remove that filter, or update Cairn.',
+        detail: sentence(msg) + ' Remove that filter, or update Cairn.',
       };
     }
     if (code === 'ThrottlingException') {
-      return { title: `Cairn is busy and could not ${what}.`, detail: 'Try again in a moment. ' + msg };
+      return { title: `Cairn is busy and could not ${what}.`, detail: 'Try again in a moment. ' + sentence(msg) };
     }
     if (code === 'NetworkError') return { title: `Could not ${what}.`, detail: msg };
     return { title: `Could not ${what}.`, detail: `${code}: ${msg}` };
+  }
+
+  /** Text ending with a full stop, so that another sentence can follow. */
+  function sentence(text) {
+    const t = String(text || '').trim();
+    return /[.!?]$/.test(t) ? t : t + '.';
   }
 
   function showError(problem) {
@@ -319,6 +325,7 @@
     let endMs = null;
     let nextToken = null;
     let loading = false;
+    let failed = false; // the last lookup was refused or failed
     let generation = 0;
     let events = []; // models, newest first
     const byId = new Map();
@@ -327,6 +334,7 @@
     let paused = false;
     let pausedAt = 0;
     let retryTimer = 0;
+    let liveRetryMs = 5000; // doubled after each refused attempt
     let selectedId = null;
     let lastFocus = null;
 
@@ -498,7 +506,7 @@
     function updateFooter() {
       loadMore.hidden = !nextToken;
       loadMore.disabled = loading;
-      noEvents.hidden = loading || events.length > 0 || !!nextToken;
+      noEvents.hidden = loading || failed || events.length > 0 || !!nextToken;
       if (loading) setStatus(events.length ? `${events.length} events shown; loading more...` : 'Loading events...');
       else if (events.length) {
         setStatus(`${events.length} event${events.length === 1 ? '' : 's'} shown${nextToken ? '; more to load' : ''}.`);
@@ -518,9 +526,11 @@
         if (gen !== generation) return;
         append(out.Events || []);
         nextToken = out.NextToken || null;
+        failed = false;
       } catch (err) {
         if (gen !== generation) return;
         nextToken = null;
+        failed = true;
         showError(describeError(err, 'look up events'));
       } finally {
         if (gen === generation) {
@@ -996,7 +1006,11 @@
       setLive('Connecting', 'warn');
       const es = new EventSource('/v1/console/live?' + q.toString());
       source = es;
-      es.addEventListener('open', () => { if (source === es) setLive('Live', 'on'); });
+      es.addEventListener('open', () => {
+        if (source !== es) return;
+        liveRetryMs = 5000;
+        setLive('Live', 'on');
+      });
       es.addEventListener('events', (msg) => {
         if (source !== es || gen !== generation) return;
         let data;
@@ -1012,7 +1026,8 @@
         const r = await fetch('/v1/session', { credentials: 'same-origin' }).catch(() => null);
         if (r && r.status === 401) { signInAgain(); return; }
         setLive('Live unavailable', 'warn');
-        retryTimer = setTimeout(() => { if (gen === generation && !paused) openLive(Date.now() - 60000, gen); }, 10000);
+        liveRetryMs = Math.min(liveRetryMs * 2, 5 * 60 * 1000);
+        retryTimer = setTimeout(() => { if (gen === generation && !paused) openLive(Date.now() - 60000, gen); }, liveRetryMs);
       });
     }
 
@@ -1090,6 +1105,7 @@
       byId.clear();
       nextToken = null;
       loading = false;
+      failed = false;
       tbody.textContent = '';
       if (!details.hidden) {
         details.hidden = true;
@@ -1100,7 +1116,17 @@
       loadHistogram(gen);
       updateLiveControls();
       loadPage(gen).then(() => {
-        if (gen === generation) openLive(now - 60000, gen);
+        if (gen !== generation) return;
+        if (failed) {
+          // No live updates for a view that cannot be looked up.
+          closeLive();
+          if (isLive()) {
+            setLive('Not live', '');
+            liveToggle.disabled = true;
+          }
+          return;
+        }
+        openLive(now - 60000, gen);
       });
     }
 
