@@ -948,6 +948,46 @@ const LIVE_FEED: usize = 5000;
 /// A comment line this often keeps proxies from closing a quiet stream.
 const LIVE_PING: Duration = Duration::from_secs(15);
 
+/// Turns true when live streams must end: the server is shutting down (a graceful shutdown
+/// waits for open responses, and a live stream never ends by itself).
+static STREAMS_END: LazyLock<tokio::sync::watch::Sender<bool>> =
+    LazyLock::new(|| tokio::sync::watch::channel(false).0);
+static WATCH_SIGNALS: std::sync::Once = std::sync::Once::new();
+
+/// Ends every open live stream, and those opened later, at once. Called on SIGINT and
+/// SIGTERM (the signals `cairn serve` stops on); a program that stops the server another way
+/// calls it before.
+pub fn end_streams() {
+    STREAMS_END.send_replace(true);
+}
+
+fn streams_end() -> tokio::sync::watch::Receiver<bool> {
+    WATCH_SIGNALS.call_once(|| {
+        tokio::spawn(async {
+            let ctrl_c = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            #[cfg(unix)]
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let term = std::future::pending::<()>();
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term => {},
+            }
+            end_streams();
+        });
+    });
+    STREAMS_END.subscribe()
+}
+
 /// `GET /v1/console/live?<view>&since=<epoch ms>&csrf=<token>`: a Server-Sent Events stream
 /// of the events of the view (its end is ignored: "now") that Cairn stores from now on, as
 /// `event: events` messages whose data is `{"Events": [...]}` in LookupEvents' shape. It
@@ -1066,6 +1106,10 @@ async fn follow(
     tx: mpsc::Sender<Chunk>,
 ) {
     let store = state.store.clone();
+    let mut end = streams_end();
+    if *end.borrow_and_update() {
+        return;
+    }
     // Everything stored after this point comes through the journal; what came before and
     // after `since`, through one lookup.
     let mut pos = store.durable_end();
@@ -1093,6 +1137,7 @@ async fn follow(
         tokio::select! {
             _ = store.wait_past(pos, LIVE_PING) => {}
             _ = tx.closed() => return,
+            _ = end.changed() => return,
         }
         if !state.console.session_alive(&headers) {
             let _ = tx
