@@ -709,7 +709,7 @@
       histogram.setAttribute('aria-label', `${histo.total} events between ${fmtTime(histo.start)} and ${fmtTime(histo.end)}; drag across the chart, or use the arrow keys and Enter, to narrow the time range`);
       const w = W / n;
       counts.forEach((c, i) => {
-        const h = c === 0 ? 0 : Math.max(1.5, (c / max) * (H - 4));
+        const h = c === 0 ? 0 : Math.max(3, (c / max) * (H - 4));
         const bucketStart = start + i * bucketMs;
         const rect = svgEl('rect', {
           class: histo.partial && bucketStart + bucketMs <= histo.completeFrom ? 'bar partial' : 'bar',
