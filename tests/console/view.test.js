@@ -251,4 +251,7 @@ s.test('a user whose policies do not allow looking up events sees why', async ()
   assert.match(text, /not (authori[sz]ed|allowed)|AccessDenied|denied|policies/i, `error text: ${text}`);
   await screenshot(page, 'events-access-denied');
   assert.equal(await rows(page).count(), 0);
+  // Not "no events": the lookup failed.
+  assert.equal(await page.locator('[data-testid=no-events]').isVisible(), false,
+    'the empty-result message shows beside the error');
 });
