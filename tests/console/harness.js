@@ -310,6 +310,8 @@ export async function signIn(page, cairn, { user = ANALYST, password = ANALYST_P
 
 export async function screenshot(page, name, { fullPage = false } = {}) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
+  // Let a histogram that is being counted again finish, so the picture shows it drawn.
+  await page.getByText(/Counting events/).first().waitFor({ state: 'hidden', timeout: 5_000 }).catch(() => {});
   const file = path.join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path: file, fullPage });
   return file;
