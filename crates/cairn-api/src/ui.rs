@@ -952,39 +952,15 @@ const LIVE_PING: Duration = Duration::from_secs(15);
 /// waits for open responses, and a live stream never ends by itself).
 static STREAMS_END: LazyLock<tokio::sync::watch::Sender<bool>> =
     LazyLock::new(|| tokio::sync::watch::channel(false).0);
-static WATCH_SIGNALS: std::sync::Once = std::sync::Once::new();
 
-/// Ends every open live stream, and those opened later, at once. Called on SIGINT and
-/// SIGTERM (the signals `cairn serve` stops on); a program that stops the server another way
-/// calls it before.
+/// Ends every open live stream, and those opened later, at once. `cairn serve` calls it when
+/// it begins to shut down; a graceful shutdown waits for open responses, and a live stream
+/// never ends by itself.
 pub fn end_streams() {
     STREAMS_END.send_replace(true);
 }
 
 fn streams_end() -> tokio::sync::watch::Receiver<bool> {
-    WATCH_SIGNALS.call_once(|| {
-        tokio::spawn(async {
-            let ctrl_c = async {
-                let _ = tokio::signal::ctrl_c().await;
-            };
-            #[cfg(unix)]
-            let term = async {
-                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                    Ok(mut s) => {
-                        s.recv().await;
-                    }
-                    Err(_) => std::future::pending::<()>().await,
-                }
-            };
-            #[cfg(not(unix))]
-            let term = std::future::pending::<()>();
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term => {},
-            }
-            end_streams();
-        });
-    });
     STREAMS_END.subscribe()
 }
 

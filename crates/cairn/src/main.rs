@@ -351,12 +351,17 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
         use std::io::Write;
         let _ = std::io::stdout().flush();
+        // Live console streams never end by themselves: end them as shutdown begins.
+        let shutdown = async {
+            shutdown_signal().await;
+            cairn_api::ui::end_streams();
+        };
         match tls {
             Some(config) => {
-                cairn_api::tls::serve_tls(listener, cairn_api::router(state), config, shutdown_signal())
+                cairn_api::tls::serve_tls(listener, cairn_api::router(state), config, shutdown)
                     .await?
             }
-            None => cairn_api::serve(listener, state, shutdown_signal()).await?,
+            None => cairn_api::serve(listener, state, shutdown).await?,
         }
         tracing::info!("shutting down");
         let _ = stop_delivery.send(true);
