@@ -20,6 +20,12 @@ pub enum Attr {
     ResourceType,
     ResourceName,
     AccessKeyId,
+    /// `awsRegion` (a Cairn extension key).
+    AwsRegion,
+    /// `errorCode` (a Cairn extension key); a record without one is in no ErrorCode list.
+    ErrorCode,
+    /// `sourceIPAddress` (a Cairn extension key).
+    SourceIpAddress,
     /// An ARN: indexed as the resource names derived from it, never looked up as such.
     ResourceArn,
 }
@@ -35,14 +41,26 @@ impl Attr {
             "ResourceType" => Attr::ResourceType,
             "ResourceName" => Attr::ResourceName,
             "AccessKeyId" => Attr::AccessKeyId,
+            "AwsRegion" => Attr::AwsRegion,
+            "ErrorCode" => Attr::ErrorCode,
+            "SourceIpAddress" => Attr::SourceIpAddress,
             _ => return None,
         })
+    }
+
+    /// Whether a record has at most one value of this attribute, so that the events of two
+    /// values never overlap.
+    pub fn single_valued(self) -> bool {
+        !matches!(
+            self,
+            Attr::ResourceType | Attr::ResourceName | Attr::ResourceArn
+        )
     }
 }
 
 /// The attribute values of one record that the index keeps.
 pub fn attributes(meta: &EventMeta) -> Vec<(Attr, &str)> {
-    let mut attrs: Vec<(Attr, &str)> = Vec::with_capacity(12);
+    let mut attrs: Vec<(Attr, &str)> = Vec::with_capacity(16);
     fn push<'a>(attrs: &mut Vec<(Attr, &'a str)>, a: Attr, v: Option<&'a str>) {
         if let Some(v) = v.filter(|v| !v.is_empty() && !attrs.contains(&(a, v))) {
             attrs.push((a, v));
@@ -57,6 +75,9 @@ pub fn attributes(meta: &EventMeta) -> Vec<(Attr, &str)> {
     );
     push(&mut attrs, Attr::Username, meta.username.as_deref());
     push(&mut attrs, Attr::AccessKeyId, meta.access_key_id.as_deref());
+    push(&mut attrs, Attr::AwsRegion, meta.region.as_deref());
+    push(&mut attrs, Attr::ErrorCode, meta.error_code.as_deref());
+    push(&mut attrs, Attr::SourceIpAddress, meta.source_ip.as_deref());
     for r in &meta.resources {
         push(&mut attrs, Attr::ResourceType, r.resource_type.as_deref());
         // A name derived from an ARN comes with the ARN's names (cached per ARN) when indexing.

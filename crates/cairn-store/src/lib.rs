@@ -29,7 +29,7 @@ pub use frame::Attr;
 pub use index::{Key, id_hash};
 
 use dict::Dicts;
-use index::{AccountIndex, Filter, RecordLoc};
+use index::{AccountIndex, Filter, RecordLoc, Tally, Walked};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,6 +47,8 @@ pub enum StoreError {
     Decode(String),
     #[error("compression error: {0}")]
     Compress(#[source] std::io::Error),
+    #[error("invalid request: {0}")]
+    Invalid(String),
 }
 
 type Result<T> = std::result::Result<T, StoreError>;
@@ -61,6 +63,8 @@ pub struct StoreOptions {
     /// Retention removes nothing until a consumer calls [`Store::hold`] (set this when a
     /// consumer with a cursor, such as trail delivery, is about to open).
     pub held_at_open: bool,
+    /// The most index entries [`Store::count`] visits when it has to walk a list.
+    pub count_walk_budget: usize,
 }
 
 impl Default for StoreOptions {
@@ -70,6 +74,7 @@ impl Default for StoreOptions {
             journal: JournalOptions::default(),
             queue_batches: 512,
             held_at_open: false,
+            count_walk_budget: COUNT_WALK_BUDGET,
         }
     }
 }
@@ -109,6 +114,40 @@ pub struct Page {
     pub events: Vec<Found>,
     /// The key to resume from when more events may follow.
     pub next: Option<Key>,
+}
+
+/// The most buckets [`Store::count`] fills.
+pub const MAX_BUCKETS: usize = 500;
+
+/// The most index entries [`Store::count`] visits by default when it has to walk a list
+/// (several filters): past this the counts come back partial.
+pub const COUNT_WALK_BUDGET: usize = 2_000_000;
+
+/// Index entries a counting walk visits per hold of the index lock, so that writers are not
+/// held up behind a long count.
+const COUNT_WALK_CHUNK: usize = 65_536;
+
+/// Events per time bucket, as [`Store::count`] returns them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub bucket_ms: i64,
+    /// Bucket `i` holds the events of `[start_ms + i * bucket_ms, start_ms + (i + 1) *
+    /// bucket_ms)`, the last one ending at `end_ms`.
+    pub counts: Vec<u64>,
+    /// Whether counting stopped before it reached `start_ms` (see `complete_from_ms`).
+    pub partial: bool,
+    /// The counts are exact for events at or after this time: `start_ms` unless `partial`.
+    /// Earlier events were counted newest first until the walk's budget ran out, so the
+    /// buckets before this time hold only some of theirs.
+    pub complete_from_ms: i64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -188,6 +227,7 @@ pub struct Store {
     shared: Arc<Shared>,
     tx: Option<SyncSender<Job>>,
     writer: Option<JoinHandle<()>>,
+    count_walk_budget: usize,
 }
 
 impl Store {
@@ -302,6 +342,7 @@ impl Store {
             shared,
             tx: Some(tx),
             writer: Some(writer),
+            count_walk_budget: opts.count_walk_budget.max(1),
         })
     }
 
@@ -370,21 +411,12 @@ impl Store {
             let Some(acct) = index.get(&q.account) else {
                 return Ok(Page::default());
             };
-            let mut filters = Vec::with_capacity(q.filters.len());
-            for (attr, values) in &q.filters {
-                let mut ids: Vec<u32> = values.iter().filter_map(|v| acct.value_id(v)).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                if ids.is_empty() {
-                    return Ok(Page::default());
-                }
-                filters.push(Filter {
-                    attr: *attr,
-                    values: ids,
-                });
-            }
-            let hits: Vec<(Key, u32)> = if q.event_ids.is_empty() {
-                acct.query(q.insights, &filters, lo, hi, limit + 1)
+            let Some(filters) = resolve(acct, &q.filters) else {
+                return Ok(Page::default());
+            };
+            if q.event_ids.is_empty() {
+                let slots = acct.query(q.insights, &filters, lo, hi, limit + 1);
+                slots.into_iter().map(|s| acct.loc(s)).collect()
             } else {
                 let mut hits: Vec<(Key, u32)> = q
                     .event_ids
@@ -397,9 +429,8 @@ impl Store {
                     .collect();
                 hits.sort_by_key(|h| std::cmp::Reverse(h.0));
                 hits.dedup();
-                hits
-            };
-            hits.into_iter().map(|(_, s)| acct.loc(s)).collect()
+                hits.into_iter().map(|(_, s)| acct.loc(s)).collect()
+            }
         };
         let mut events = Vec::with_capacity(limit.min(candidates.len()));
         let mut next = None;
@@ -419,6 +450,113 @@ impl Store {
             });
         }
         Ok(Page { events, next })
+    }
+
+    /// Counts the events of `q`'s account and category class that match its filters (and
+    /// eventIDs, if any), per bucket of `bucket_ms` over `[start_ms, end_ms)`, buckets aligned
+    /// to `start_ms` (at most [`MAX_BUCKETS`]); `q`'s times, limit and cursor are not used.
+    ///
+    /// Without filters, or with one attribute whose values' lists never overlap, the posting
+    /// lists' sorted runs are cut at the bucket edges by binary search: the cost does not
+    /// depend on how many events there are. Otherwise the shortest filter list is walked
+    /// newest first, releasing the index lock every 65,536 entries; after
+    /// [`StoreOptions::count_walk_budget`] entries the counts come back `partial`.
+    pub fn count(&self, q: &Query, bucket_ms: i64, start_ms: i64, end_ms: i64) -> Result<Counts> {
+        let span = end_ms.checked_sub(start_ms).filter(|s| *s > 0);
+        let (Some(span), true) = (span, bucket_ms > 0) else {
+            return Err(StoreError::Invalid(
+                "the range must not be empty and buckets must be at least 1 ms".into(),
+            ));
+        };
+        let n = span / bucket_ms + i64::from(span % bucket_ms != 0);
+        if n > MAX_BUCKETS as i64 {
+            return Err(StoreError::Invalid(format!(
+                "{n} buckets; the most is {MAX_BUCKETS}"
+            )));
+        }
+        let bounds: Vec<i64> = (0..=n)
+            .map(|i| {
+                start_ms
+                    .saturating_add(i.saturating_mul(bucket_ms))
+                    .min(end_ms)
+            })
+            .collect();
+        let mut tally = Tally::new(bounds);
+        let mut out = Counts {
+            start_ms,
+            end_ms,
+            bucket_ms,
+            counts: Vec::new(),
+            partial: false,
+            complete_from_ms: start_ms,
+        };
+        let lo: Key = (start_ms, 0);
+        let mut hi: Key = (end_ms, 0);
+        if !q.event_ids.is_empty() {
+            let candidates: Vec<RecordLoc> = {
+                let index = self.shared.index.read();
+                let filters = index
+                    .get(&q.account)
+                    .and_then(|acct| Some((acct, resolve(acct, &q.filters)?)));
+                match filters {
+                    None => Vec::new(),
+                    Some((acct, filters)) => {
+                        let mut slots: Vec<u32> = q
+                            .event_ids
+                            .iter()
+                            .flat_map(|id| acct.slots_for_id(id_hash(id)))
+                            .collect();
+                        slots.sort_unstable();
+                        slots.dedup();
+                        slots
+                            .into_iter()
+                            .filter(|s| acct.slot_matches(q.insights, *s, &filters))
+                            .map(|s| acct.loc(s))
+                            .filter(|loc| loc.key.0 >= start_ms && loc.key.0 < end_ms)
+                            .collect()
+                    }
+                }
+            };
+            for loc in candidates {
+                // A match of the eventID hash is confirmed against the record.
+                if record_has_id(&self.shared.read(&loc)?, &q.event_ids) {
+                    tally.add(loc.key.0);
+                }
+            }
+        } else {
+            let mut budget = self.count_walk_budget;
+            loop {
+                let index = self.shared.index.read();
+                let Some(acct) = index.get(&q.account) else {
+                    break;
+                };
+                let Some(filters) = resolve(acct, &q.filters) else {
+                    break;
+                };
+                if AccountIndex::countable_without_walk(&filters) {
+                    acct.count_lists(q.insights, &filters, &mut tally);
+                    break;
+                }
+                let steps = budget.min(COUNT_WALK_CHUNK);
+                match acct.count_walk(q.insights, &filters, (lo, hi), &mut tally, steps) {
+                    Walked::Done => break,
+                    Walked::Stopped(at) => {
+                        hi = at;
+                        budget -= steps;
+                        if budget == 0 {
+                            if acct.walk_len(q.insights, &filters, lo, hi) > 0 {
+                                out.partial = true;
+                                out.complete_from_ms = at.0.saturating_add(1).min(end_ms);
+                            }
+                            break;
+                        }
+                    }
+                }
+                // The lock is released here, between steps of the walk.
+            }
+        }
+        out.counts = tally.counts;
+        Ok(out)
     }
 
     pub fn stats(&self) -> Stats {
@@ -622,6 +760,25 @@ impl Shared {
             .read_at(loc.segment, loc.offset, loc.len as usize)?;
         self.dicts.decompress(loc.dict, &data)
     }
+}
+
+/// A query's filters as the interned ids of their values, or `None` when some filter has no
+/// value that any stored event of the account carries (so nothing matches).
+fn resolve(acct: &AccountIndex, filters: &[(Attr, Vec<String>)]) -> Option<Vec<Filter>> {
+    let mut out = Vec::with_capacity(filters.len());
+    for (attr, values) in filters {
+        let mut ids: Vec<u32> = values.iter().filter_map(|v| acct.value_id(v)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return None;
+        }
+        out.push(Filter {
+            attr: *attr,
+            values: ids,
+        });
+    }
+    Some(out)
 }
 
 fn record_has_id(record: &[u8], ids: &[String]) -> bool {

@@ -1,5 +1,6 @@
 //! The store against a simple in-memory model: random batches (with duplicate eventIDs,
-//! out-of-order times and insight events), random lookups paged to the end, random restarts.
+//! out-of-order times and insight events), random lookups paged to the end, per-bucket counts
+//! against a brute-force count, random restarts.
 
 use std::collections::HashSet;
 
@@ -9,6 +10,10 @@ use proptest::prelude::*;
 const USERS: [&str; 3] = ["alana", "bob", "carol"];
 const NAMES: [&str; 3] = ["RunInstances", "DeleteTrail", "GetObject"];
 const ACCOUNTS: [&str; 2] = ["111111111111", "222222222222"];
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-south-1"];
+const ERRORS: [&str; 2] = ["AccessDenied", "ThrottlingException"];
+const IPS: [&str; 3] = ["192.0.2.1", "198.51.100.7", "2001:db8::1"];
+const BUCKETS: [&str; 2] = ["bucket-a", "bucket-b"];
 
 #[derive(Debug, Clone)]
 struct Ev {
@@ -18,6 +23,24 @@ struct Ev {
     user: usize,
     name: usize,
     insight: bool,
+    region: usize,
+    error: Option<usize>,
+    ip: usize,
+    /// Which of `BUCKETS` the event names as resources (a bit each): one event may match
+    /// both values of a ResourceName filter.
+    buckets: u8,
+}
+
+/// The filters of a lookup or count.
+#[derive(Debug, Clone, Default)]
+struct Filters {
+    user: Option<usize>,
+    name: Option<Vec<usize>>,
+    region: Option<Vec<usize>>,
+    error: Option<Vec<usize>>,
+    ip: Option<usize>,
+    bucket: Option<Vec<usize>>,
+    event_id: Option<u8>,
 }
 
 #[derive(Debug, Clone)]
@@ -25,58 +48,112 @@ enum Op {
     Ingest(usize, Vec<Ev>),
     Lookup {
         account: usize,
-        user: Option<usize>,
-        name: Option<Vec<usize>>,
-        event_id: Option<u8>,
+        filters: Filters,
         start: Option<u8>,
         end: Option<u8>,
         insights: bool,
         limit: usize,
+    },
+    Count {
+        account: usize,
+        filters: Filters,
+        /// Start and length of the range, in minutes.
+        start: u16,
+        len: u16,
+        bucket_minutes: i64,
+        insights: bool,
     },
     Restart,
 }
 
 fn ev() -> impl Strategy<Value = Ev> {
     (
-        0u8..40,
-        0u8..6,
-        0u8..60,
-        0usize..3,
-        0usize..3,
-        prop::bool::weighted(0.1),
+        (0u8..40, 0u8..6, 0u8..60),
+        (0usize..3, 0usize..3, prop::bool::weighted(0.1)),
+        (
+            0usize..3,
+            prop::option::weighted(0.3, 0usize..2),
+            0usize..3,
+            0u8..4,
+        ),
     )
-        .prop_map(|(id, hour, minute, user, name, insight)| Ev {
-            id,
-            hour,
-            minute,
-            user,
-            name,
-            insight,
-        })
+        .prop_map(
+            |((id, hour, minute), (user, name, insight), (region, error, ip, buckets))| Ev {
+                id,
+                hour,
+                minute,
+                user,
+                name,
+                insight,
+                region,
+                error,
+                ip,
+                buckets,
+            },
+        )
+}
+
+fn values(n: usize) -> impl Strategy<Value = Option<Vec<usize>>> {
+    prop::option::weighted(0.3, prop::collection::vec(0..n, 1..3))
+}
+
+fn filters() -> impl Strategy<Value = Filters> {
+    (
+        prop::option::weighted(0.3, 0usize..3),
+        values(NAMES.len()),
+        values(REGIONS.len()),
+        values(ERRORS.len()),
+        prop::option::weighted(0.3, 0usize..3),
+        values(BUCKETS.len()),
+        prop::option::weighted(0.1, 0u8..40),
+    )
+        .prop_map(
+            |(user, name, region, error, ip, bucket, event_id)| Filters {
+                user,
+                name,
+                region,
+                error,
+                ip,
+                bucket,
+                event_id,
+            },
+        )
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0usize..2, prop::collection::vec(ev(), 1..12)).prop_map(|(a, e)| Op::Ingest(a, e)),
-        4 => (
+        3 => (
             0usize..2,
-            prop::option::of(0usize..3),
-            prop::option::of(prop::collection::vec(0usize..3, 1..3)),
-            prop::option::weighted(0.15, 0u8..40),
+            filters(),
             prop::option::of(0u8..6),
             prop::option::of(0u8..6),
             prop::bool::weighted(0.2),
             1usize..6,
         )
-            .prop_map(|(account, user, name, event_id, start, end, insights, limit)| Op::Lookup {
+            .prop_map(|(account, filters, start, end, insights, limit)| Op::Lookup {
                 account,
-                user,
-                name,
-                event_id,
+                filters,
                 start,
                 end,
                 insights,
                 limit,
+            }),
+        2 => (
+            0usize..2,
+            filters(),
+            0u16..400,
+            1u16..400,
+            prop::sample::select(vec![1i64, 7, 30, 60, 90]),
+            prop::bool::weighted(0.2),
+        )
+            .prop_map(|(account, filters, start, len, bucket_minutes, insights)| Op::Count {
+                account,
+                filters,
+                start,
+                len,
+                bucket_minutes,
+                insights,
             }),
         1 => Just(Op::Restart),
     ]
@@ -93,11 +170,70 @@ fn record(e: &Ev) -> Vec<u8> {
     } else {
         ""
     };
+    let error = match e.error {
+        Some(i) => format!(r#","errorCode":"{}""#, ERRORS[i]),
+        None => String::new(),
+    };
+    let resources: Vec<String> = (0..BUCKETS.len())
+        .filter(|i| e.buckets & (1 << i) != 0)
+        .map(|i| {
+            format!(
+                r#"{{"ARN":"arn:aws:s3:::{}","type":"AWS::S3::Bucket"}}"#,
+                BUCKETS[i]
+            )
+        })
+        .collect();
     format!(
-        r#"{{"eventID":"id-{}","eventTime":"{t}","eventName":"{}","eventSource":"ec2.amazonaws.com","userIdentity":{{"type":"IAMUser","userName":"{}"}}{cat}}}"#,
-        e.id, NAMES[e.name], USERS[e.user]
+        r#"{{"eventID":"id-{}","eventTime":"{t}","eventName":"{}","eventSource":"ec2.amazonaws.com","awsRegion":"{}","sourceIPAddress":"{}","userIdentity":{{"type":"IAMUser","userName":"{}"}},"resources":[{}]{error}{cat}}}"#,
+        e.id,
+        NAMES[e.name],
+        REGIONS[e.region],
+        IPS[e.ip],
+        USERS[e.user],
+        resources.join(",")
     )
     .into_bytes()
+}
+
+impl Filters {
+    fn matches(&self, e: &Ev) -> bool {
+        let any = |wanted: &Option<Vec<usize>>, f: &dyn Fn(usize) -> bool| {
+            wanted.as_ref().is_none_or(|w| w.iter().any(|v| f(*v)))
+        };
+        self.user.is_none_or(|u| e.user == u)
+            && any(&self.name, &|n| e.name == n)
+            && any(&self.region, &|r| e.region == r)
+            && any(&self.error, &|c| e.error == Some(c))
+            && self.ip.is_none_or(|i| e.ip == i)
+            && any(&self.bucket, &|b| e.buckets & (1 << b) != 0)
+            && self.event_id.is_none_or(|id| e.id == id)
+    }
+
+    /// The store query of these filters.
+    fn query(&self, account: usize, insights: bool) -> Query {
+        let mut filters = Vec::new();
+        let mut add = |attr: Attr, names: &[&str], which: &Option<Vec<usize>>| {
+            if let Some(w) = which {
+                filters.push((attr, w.iter().map(|i| names[*i].to_owned()).collect()));
+            }
+        };
+        add(Attr::Username, &USERS, &self.user.map(|u| vec![u]));
+        add(Attr::EventName, &NAMES, &self.name);
+        add(Attr::AwsRegion, &REGIONS, &self.region);
+        add(Attr::ErrorCode, &ERRORS, &self.error);
+        add(Attr::SourceIpAddress, &IPS, &self.ip.map(|i| vec![i]));
+        add(Attr::ResourceName, &BUCKETS, &self.bucket);
+        Query {
+            account: ACCOUNTS[account].to_owned(),
+            filters,
+            event_ids: self
+                .event_id
+                .map(|i| vec![format!("id-{i}")])
+                .unwrap_or_default(),
+            insights,
+            ..Query::default()
+        }
+    }
 }
 
 struct Stored {
@@ -144,7 +280,22 @@ fn everything() -> Query {
 }
 
 fn run(ops: Vec<Op>) {
+    run_with_budget(ops, cairn_store::COUNT_WALK_BUDGET);
+}
+
+fn run_with_budget(ops: Vec<Op>, count_walk_budget: usize) {
     let tmp = tempfile::tempdir().unwrap();
+    let open = |dir: &std::path::Path| {
+        Store::open(
+            dir,
+            StoreOptions {
+                retention_ms: None,
+                count_walk_budget,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap()
+    };
     let mut store = open(tmp.path());
     let mut model: Vec<Stored> = Vec::new();
     let mut seen: HashSet<(usize, u8)> = HashSet::new();
@@ -175,9 +326,7 @@ fn run(ops: Vec<Op>) {
             }
             Op::Lookup {
                 account,
-                user,
-                name,
-                event_id,
+                filters,
                 start,
                 end,
                 insights,
@@ -188,9 +337,7 @@ fn run(ops: Vec<Op>) {
                 let mut expected: Vec<&Stored> = model
                     .iter()
                     .filter(|s| s.account == account && s.ev.insight == insights)
-                    .filter(|s| user.is_none_or(|u| s.ev.user == u))
-                    .filter(|s| name.as_ref().is_none_or(|n| n.contains(&s.ev.name)))
-                    .filter(|s| event_id.is_none_or(|id| s.ev.id == id))
+                    .filter(|s| filters.matches(&s.ev))
                     .filter(|s| {
                         let t = time_ms(s.ev.hour, s.ev.minute);
                         start_ms.is_none_or(|st| t >= st) && end_ms.is_none_or(|en| t <= en)
@@ -201,30 +348,61 @@ fn run(ops: Vec<Op>) {
                 let expected: Vec<String> =
                     expected.iter().map(|s| format!("id-{}", s.ev.id)).collect();
 
-                let mut filters = Vec::new();
-                if let Some(u) = user {
-                    filters.push((Attr::Username, vec![USERS[u].to_owned()]));
-                }
-                if let Some(n) = &name {
-                    filters.push((
-                        Attr::EventName,
-                        n.iter().map(|i| NAMES[*i].to_owned()).collect(),
-                    ));
-                }
                 let q = Query {
-                    account: ACCOUNTS[account].to_owned(),
-                    filters,
-                    event_ids: event_id
-                        .map(|i| vec![format!("id-{i}")])
-                        .unwrap_or_default(),
                     start_ms,
                     end_ms,
-                    insights,
                     limit,
-                    after: None,
+                    ..filters.query(account, insights)
                 };
                 let got: Vec<String> = page_all(&store, q).into_iter().map(|(id, _)| id).collect();
                 assert_eq!(got, expected);
+            }
+            Op::Count {
+                account,
+                filters,
+                start,
+                len,
+                bucket_minutes,
+                insights,
+            } => {
+                let start_ms = time_ms(0, 0) + i64::from(start) * 60_000;
+                let end_ms = start_ms + i64::from(len) * 60_000;
+                let bucket_ms = bucket_minutes * 60_000;
+                let q = filters.query(account, insights);
+                let got = store.count(&q, bucket_ms, start_ms, end_ms).unwrap();
+                let n = (end_ms - start_ms + bucket_ms - 1) / bucket_ms;
+                let mut expected = vec![0u64; n as usize];
+                let mut before = vec![0u64; n as usize];
+                for s in &model {
+                    let t = time_ms(s.ev.hour, s.ev.minute);
+                    if s.account == account
+                        && s.ev.insight == insights
+                        && filters.matches(&s.ev)
+                        && t >= start_ms
+                        && t < end_ms
+                    {
+                        let i = ((t - start_ms) / bucket_ms) as usize;
+                        expected[i] += 1;
+                        if t < got.complete_from_ms {
+                            before[i] += 1;
+                        }
+                    }
+                }
+                assert_eq!(
+                    (got.start_ms, got.end_ms, got.bucket_ms),
+                    (start_ms, end_ms, bucket_ms)
+                );
+                assert_eq!(got.partial, got.complete_from_ms > start_ms);
+                if got.partial {
+                    // Exact from `complete_from_ms` on; before it, some of the events only.
+                    for i in 0..expected.len() {
+                        let lost = expected[i] - got.counts[i];
+                        assert!(got.counts[i] <= expected[i], "bucket {i}: {got:?}");
+                        assert!(lost <= before[i], "bucket {i}: {got:?} {expected:?}");
+                    }
+                } else {
+                    assert_eq!(got.counts, expected, "{q:?}");
+                }
             }
         }
     }
@@ -235,6 +413,14 @@ proptest! {
     #[test]
     fn store_matches_model(ops in prop::collection::vec(op(), 1..40)) {
         run(ops);
+    }
+
+    #[test]
+    fn counts_stop_at_their_budget_and_say_so(
+        ops in prop::collection::vec(op(), 1..40),
+        budget in 1usize..20,
+    ) {
+        run_with_budget(ops, budget);
     }
 }
 
@@ -251,15 +437,20 @@ fn many_out_of_order_events_in_one_bucket() {
                 user: usize::from(i % 3),
                 name: usize::from(round % 3),
                 insight: false,
+                region: usize::from((round + i) % 3),
+                error: (i % 4 == 0).then_some(usize::from(round % 2)),
+                ip: usize::from(i % 3),
+                buckets: (round + i) % 4,
             })
             .collect();
         ops.push(Op::Ingest(0, evs));
     }
     ops.push(Op::Lookup {
         account: 0,
-        user: Some(1),
-        name: None,
-        event_id: None,
+        filters: Filters {
+            user: Some(1),
+            ..Filters::default()
+        },
         start: None,
         end: None,
         insights: false,
@@ -267,25 +458,46 @@ fn many_out_of_order_events_in_one_bucket() {
     });
     ops.push(Op::Lookup {
         account: 0,
-        user: None,
-        name: None,
-        event_id: None,
+        filters: Filters::default(),
         start: None,
         end: None,
         insights: false,
         limit: 50,
     });
+    let count = |filters: Filters| Op::Count {
+        account: 0,
+        filters,
+        start: 50,
+        len: 80,
+        bucket_minutes: 7,
+        insights: false,
+    };
+    ops.push(count(Filters::default()));
+    ops.push(count(Filters {
+        region: Some(vec![0, 2]),
+        ..Filters::default()
+    }));
     ops.push(Op::Restart);
     ops.push(Op::Lookup {
         account: 0,
-        user: None,
-        name: Some(vec![0, 2]),
-        event_id: None,
+        filters: Filters {
+            name: Some(vec![0, 2]),
+            ..Filters::default()
+        },
         start: Some(1),
         end: Some(1),
         insights: false,
         limit: 13,
     });
+    ops.push(count(Filters {
+        bucket: Some(vec![0, 1]),
+        ..Filters::default()
+    }));
+    ops.push(count(Filters {
+        user: Some(2),
+        ip: Some(1),
+        ..Filters::default()
+    }));
     run(ops);
 }
 
