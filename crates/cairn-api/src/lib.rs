@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod channels;
 pub mod console;
+pub mod count;
 pub mod error;
 pub mod ingest;
 pub mod input;
@@ -227,11 +228,13 @@ async fn signed(
 /// The largest body of a CloudTrail API call.
 const MAX_API_BODY: usize = 1 << 20;
 
-/// The two APIs on `POST /`.
+/// The APIs on `POST /`.
 #[derive(Clone, Copy, PartialEq)]
 enum Api {
     CloudTrail,
     Admin,
+    /// Cairn's own read operations (CountEvents).
+    Cairn,
 }
 
 async fn json_api(
@@ -252,6 +255,8 @@ async fn json_api(
         (Api::CloudTrail, op)
     } else if let Some(op) = target.strip_prefix(admin::TARGET_PREFIX) {
         (Api::Admin, op)
+    } else if let Some(op) = target.strip_prefix(count::TARGET_PREFIX) {
+        (Api::Cairn, op)
     } else {
         let e = ApiError::bad(
             "UnknownOperationException",
@@ -270,7 +275,7 @@ async fn json_api(
         origin: Origin::of(&headers, &extensions),
     };
     let services: &[&str] = match api {
-        Api::CloudTrail => &["cloudtrail"],
+        Api::CloudTrail | Api::Cairn => &["cloudtrail"],
         Api::Admin => &["iam"],
     };
     let (caller, body) = match signed(&state, &incoming, body, MAX_API_BODY, services).await {
@@ -282,11 +287,12 @@ async fn json_api(
         Ok(input) => match api {
             Api::CloudTrail => dispatch(&state, &caller, &op, input).await,
             Api::Admin => admin::dispatch(&state, &caller, &op, input).await,
+            Api::Cairn => count::dispatch(&state, &caller, &op, input).await,
         },
         Err(e) => Err(e.clone()),
     };
     let event_source = match api {
-        Api::CloudTrail => "cloudtrail.amazonaws.com",
+        Api::CloudTrail | Api::Cairn => "cloudtrail.amazonaws.com",
         Api::Admin => match admin::service_of(&op) {
             Some("organizations") => "organizations.amazonaws.com",
             _ => "iam.amazonaws.com",

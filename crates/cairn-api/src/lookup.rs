@@ -1,5 +1,7 @@
 //! LookupEvents: validation exactly as CloudTrail's model has it, plus filters that combine
-//! (different keys AND, the same key repeated OR), and NextTokens bound to their request.
+//! (different keys AND, the same key repeated OR), three attribute keys of Cairn's own
+//! (`AwsRegion`, `ErrorCode`, `SourceIpAddress`), and NextTokens bound to their request. The
+//! attribute parsing is shared with CountEvents (`crate::count`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -10,7 +12,7 @@ use cairn_store::{Attr, Key, Query, Store};
 use crate::error::ApiError;
 use crate::input::Input;
 
-/// LookupEvents' attribute keys.
+/// LookupEvents' attribute keys (CloudTrail's).
 pub const KEYS: [&str; 8] = [
     "EventId",
     "EventName",
@@ -21,6 +23,14 @@ pub const KEYS: [&str; 8] = [
     "EventSource",
     "AccessKeyId",
 ];
+
+/// Attribute keys Cairn accepts beyond CloudTrail's: a record's `awsRegion`, `errorCode` and
+/// `sourceIPAddress`. The AWS SDKs check keys against CloudTrail's list before sending, so
+/// only raw JSON callers (the console) use these.
+pub const CAIRN_KEYS: [&str; 3] = ["AwsRegion", "ErrorCode", "SourceIpAddress"];
+
+/// The keys an Insights lookup accepts.
+const INSIGHT_KEYS: [&str; 3] = ["EventId", "EventName", "EventSource"];
 
 fn invalid_attrs(msg: impl Into<String>) -> ApiError {
     ApiError::bad("InvalidLookupAttributesException", msg)
@@ -39,14 +49,18 @@ fn weighted_len(v: &str) -> usize {
         .sum()
 }
 
-/// A validated LookupEvents request.
-pub struct Lookup {
-    pub query: Query,
-    fingerprint: u64,
+/// The `LookupAttributes` and `EventCategory` of a request (LookupEvents, CountEvents),
+/// validated as CloudTrail validates them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filters {
+    /// `EventCategory=insight`.
+    pub insights: bool,
+    /// The values given per key, keys in order: different keys AND, values of a key OR.
+    pub by_key: Vec<(&'static str, Vec<String>)>,
 }
 
-impl Lookup {
-    pub fn parse(account: &str, input: &Input) -> Result<Lookup, ApiError> {
+impl Filters {
+    pub fn parse(input: &Input) -> Result<Filters, ApiError> {
         let insights = match input.opt_str("EventCategory")? {
             None => false,
             Some("insight") => true,
@@ -74,13 +88,14 @@ impl Lookup {
                 .ok_or_else(|| {
                     invalid_attrs(format!("lookup attribute {key} has no AttributeValue"))
                 })?;
-            let Some(key) = KEYS.iter().find(|k| **k == key) else {
+            let Some(key) = KEYS.iter().chain(&CAIRN_KEYS).find(|k| **k == key) else {
                 return Err(invalid_attrs(format!(
-                    "AttributeKey {key:?} is not valid; use one of {}",
-                    KEYS.join(", ")
+                    "AttributeKey {key:?} is not valid; use one of {}, {}",
+                    KEYS.join(", "),
+                    CAIRN_KEYS.join(", ")
                 )));
             };
-            if insights && !matches!(*key, "EventId" | "EventName" | "EventSource") {
+            if insights && !INSIGHT_KEYS.contains(key) {
                 return Err(invalid_attrs(format!(
                     "{key} cannot be used with EventCategory insight; use EventId, EventName or EventSource"
                 )));
@@ -95,6 +110,37 @@ impl Lookup {
                 None => by_key.push((key, vec![value.to_owned()])),
             }
         }
+        by_key.sort();
+        Ok(Filters { insights, by_key })
+    }
+
+    /// A store query of `account` with these filters (times, limit and cursor unset).
+    pub fn query(&self, account: &str) -> Query {
+        let mut query = Query {
+            account: account.to_owned(),
+            insights: self.insights,
+            ..Query::default()
+        };
+        for (key, values) in &self.by_key {
+            if *key == "EventId" {
+                query.event_ids = values.clone();
+            } else if let Some(attr) = Attr::from_lookup_key(key) {
+                query.filters.push((attr, values.clone()));
+            }
+        }
+        query
+    }
+}
+
+/// A validated LookupEvents request.
+pub struct Lookup {
+    pub query: Query,
+    fingerprint: u64,
+}
+
+impl Lookup {
+    pub fn parse(account: &str, input: &Input) -> Result<Lookup, ApiError> {
+        let filters = Filters::parse(input)?;
         let limit = input
             .int_in("MaxResults", 1, 50, "InvalidMaxResultsException")?
             .unwrap_or(50) as usize;
@@ -108,26 +154,17 @@ impl Lookup {
                 "StartTime must be at or before EndTime",
             ));
         }
-        by_key.sort();
         let fingerprint = {
-            let canon = json!([account, insights, by_key, start_ms, end_ms]).to_string();
+            let canon =
+                json!([account, filters.insights, filters.by_key, start_ms, end_ms]).to_string();
             xxhash_rust::xxh3::xxh3_64(canon.as_bytes())
         };
         let mut query = Query {
-            account: account.to_owned(),
-            insights,
             limit,
             start_ms,
             end_ms,
-            ..Query::default()
+            ..filters.query(account)
         };
-        for (key, values) in by_key {
-            if key == "EventId" {
-                query.event_ids = values;
-            } else if let Some(attr) = Attr::from_lookup_key(key) {
-                query.filters.push((attr, values));
-            }
-        }
         if let Some(token) = input.opt_str("NextToken")? {
             query.after = Some(decode_token(token, fingerprint)?);
         }
