@@ -145,7 +145,7 @@ fn store_with_retry(store: &Store, account: &str, records: Vec<cairn_event::Norm
 
 /// Whether an operation only reads (CloudTrail's rule: Get, Describe, List, Lookup).
 pub fn read_only(op: &str) -> bool {
-    ["Get", "Describe", "List", "Lookup", "Head"]
+    ["Get", "Describe", "List", "Lookup", "Head", "Count"]
         .iter()
         .any(|p| op.starts_with(p))
 }
@@ -380,6 +380,7 @@ mod tests {
         assert!(read_only("LookupEvents"));
         assert!(read_only("GetTrailStatus"));
         assert!(read_only("ListPublicKeys"));
+        assert!(read_only("CountEvents"));
         assert!(!read_only("StopLogging"));
         assert!(!read_only("PutAuditEvents"));
         assert!(!read_only("CreateAccessKey"));
