@@ -1417,7 +1417,9 @@ def test_console_sign_in(cairn):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", got["SignedInAt"])
     assert len(got["CsrfToken"]) >= 32
     home = browser.request("GET", "/")
-    assert home.status == 200 and user.arn in home.text
+    assert home.status == 303 and home.headers["Location"] == "/console/events"
+    page = browser.request("GET", "/console/events")
+    assert page.status == 200 and user.arn in page.text
 
     events = logins(cairn, user.name)
     assert len(events) == 1
