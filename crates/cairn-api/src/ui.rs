@@ -482,7 +482,9 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, ApiError> {
         return Ok(now_ms);
     }
     if let Some(rel) = s.strip_prefix("now-") {
-        let (n, unit) = rel.split_at(rel.len().saturating_sub(1));
+        // (By the last character, not byte: the text comes from a URL.)
+        let last = rel.chars().last().map_or(0, char::len_utf8);
+        let (n, unit) = rel.split_at(rel.len() - last);
         let unit_ms: i64 = match unit {
             "s" => 1_000,
             "m" => 60_000,
@@ -1254,6 +1256,9 @@ mod tests {
         assert_eq!(parse_time("now-90d", now).unwrap(), now - 90 * 86_400_000);
         assert_eq!(parse_time("now-2w", now).unwrap(), now - 14 * 86_400_000);
         assert_eq!(parse_time("now-30s", now).unwrap(), now - 30_000);
+        for bad in ["now-", "now-é", "now-1é", "now-x", "now-1y", "now--1d"] {
+            assert!(parse_time(bad, now).is_err(), "{bad}");
+        }
         assert_eq!(
             parse_time("2020-06-09T13:37:34Z", now).unwrap(),
             1_591_709_854_000
