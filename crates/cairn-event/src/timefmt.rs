@@ -12,7 +12,9 @@ pub fn parse_event_time(s: &str) -> Option<i64> {
         Ok(t) => t,
         Err(_) => {
             let b = s.as_bytes();
-            if b.len() < 19 || !(b[10] == b' ' || b[10] == b'T') {
+            // (The date and time are ASCII; anything else there is not a time, and slicing
+            // inside a multi-byte character would panic.)
+            if b.len() < 19 || !b[..19].is_ascii() || !(b[10] == b' ' || b[10] == b'T') {
                 return None;
             }
             let mut fixed = String::with_capacity(s.len() + 1);
@@ -55,6 +57,13 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_ascii_is_not_a_time() {
+        assert_eq!(parse_event_time("1%1<1%11%1      &\u{e666}    %"), None);
+        assert_eq!(parse_event_time("2024-01-01 00:00:0\u{e9}Z"), None);
+        assert_eq!(parse_event_time("2024-01-01T00:00:00\u{e9}"), None);
+    }
 
     #[test]
     fn round_trip() {
