@@ -66,6 +66,21 @@ pub struct Caller {
     pub console: Option<ConsoleFacts>,
 }
 
+impl Caller {
+    /// The caller behind a verified signature.
+    pub fn signed(key: &KeyEntry, claim: Claim, origin: &Origin) -> Caller {
+        Caller {
+            account_id: key.principal.account_id.clone(),
+            access_key_id: key.access_key_id.clone(),
+            region: claim.region,
+            service: claim.service,
+            principal: key.principal.clone(),
+            origin: origin.clone(),
+            console: None,
+        }
+    }
+}
+
 /// A secret no key has, to check unknown keys against (so they take the same time).
 static DUMMY_SECRET: LazyLock<String> = LazyLock::new(cairn_iam::new_secret);
 
@@ -159,15 +174,7 @@ pub fn authenticate(
     }
     let key = check_signature(&state.iam, &req, &claim, &VerifyOptions::default())
         .map_err(auth_api_error)?;
-    Ok(Caller {
-        account_id: key.principal.account_id.clone(),
-        access_key_id: key.access_key_id.clone(),
-        region: claim.region,
-        service: claim.service,
-        principal: key.principal.clone(),
-        origin: origin.clone(),
-        console: None,
-    })
+    Ok(Caller::signed(&key, claim, origin))
 }
 
 /// The policy decision for `action` on `resource`; a refusal is `AccessDeniedException`

@@ -204,6 +204,22 @@ struct Incoming<'a> {
     origin: Origin,
 }
 
+impl<'a> Incoming<'a> {
+    fn new(
+        method: &'a Method,
+        uri: &'a Uri,
+        headers: &'a HeaderMap,
+        extensions: &Extensions,
+    ) -> Incoming<'a> {
+        Incoming {
+            method,
+            uri,
+            headers,
+            origin: Origin::of(headers, extensions),
+        }
+    }
+}
+
 /// Reads the body and checks the request's signature (or console session) over it.
 async fn signed(
     state: &AppState,
@@ -268,12 +284,7 @@ async fn json_api(
         return respond(Err(e), "application/x-amz-json-1.1", &id);
     };
     let op: String = op.chars().take(128).collect();
-    let incoming = Incoming {
-        method: &method,
-        uri: &uri,
-        headers: &headers,
-        origin: Origin::of(&headers, &extensions),
-    };
+    let incoming = Incoming::new(&method, &uri, &headers, &extensions);
     let services: &[&str] = match api {
         Api::CloudTrail | Api::Cairn => &["cloudtrail"],
         Api::Admin => &["iam"],
@@ -524,12 +535,7 @@ async fn put_audit_events(
     body: Body,
 ) -> Response {
     let id = request_id();
-    let incoming = Incoming {
-        method: &method,
-        uri: &uri,
-        headers: &headers,
-        origin: Origin::of(&headers, &extensions),
-    };
+    let incoming = Incoming::new(&method, &uri, &headers, &extensions);
     // A little over the 1 MB limit, so that the limit itself answers ValidationException.
     let limit = ingest::MAX_PUT_AUDIT_BODY + 64 * 1024;
     let (caller, body) = match signed(&state, &incoming, body, limit, &["cloudtrail-data"]).await {
@@ -582,12 +588,7 @@ async fn native_ingest(
     body: Body,
 ) -> Response {
     let id = request_id();
-    let incoming = Incoming {
-        method: &method,
-        uri: &uri,
-        headers: &headers,
-        origin: Origin::of(&headers, &extensions),
-    };
+    let incoming = Incoming::new(&method, &uri, &headers, &extensions);
     let limit = ingest::MAX_NATIVE_BODY;
     let (caller, body) = match signed(
         &state,

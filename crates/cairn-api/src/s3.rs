@@ -1248,15 +1248,7 @@ fn authenticate(
     }
     let key = crate::auth::check_signature(facade.iam, &req, &claim, &VerifyOptions::s3())
         .map_err(|e| auth_error(e, claim.presigned, key_id))?;
-    Ok(Caller {
-        account_id: key.principal.account_id.clone(),
-        access_key_id: key.access_key_id.clone(),
-        region: claim.region,
-        service: claim.service,
-        principal: key.principal.clone(),
-        origin: origin.clone(),
-        console: None,
-    })
+    Ok(Caller::signed(&key, claim, origin))
 }
 
 /// Whether `account` may read a bucket owned by `owner` (`None`: made by hand, anyone may).

@@ -1171,35 +1171,7 @@ fn tags_of(values: &[Value]) -> Vec<Tag> {
 }
 
 pub async fn add_tags(state: &AppState, caller: &Caller, input: &Input) -> Result<Value, ApiError> {
-    let id = input.req_str("ResourceId")?;
-    let list = input
-        .list("TagsList")?
-        .ok_or_else(|| ApiError::bad("InvalidParameterException", "TagsList is required"))?;
-    let tags = parse_tags(&list, false)?;
-    let t = match taggable(state, caller, id, Need::Home)? {
-        Taggable::Trail(t) => t,
-        Taggable::Channel(c) => {
-            return state
-                .channels
-                .update_tags(&c.arn, |existing| {
-                    let mut current = tags_of(existing);
-                    merge_tags(&mut current, tags)?;
-                    *existing = tags_json(&current).as_array().cloned().unwrap_or_default();
-                    Ok(())
-                })
-                .map(|()| json!({}));
-        }
-    };
-    let trails = Arc::clone(&state.trails);
-    blocking(move || {
-        trails
-            .update(&t.account_id, &t.home_region, &t.name, |t: &mut Trail| {
-                merge_tags(&mut t.tags, tags).map_err(Refusal)
-            })
-            .map_err(|r| r.0)
-    })
-    .await?;
-    Ok(json!({}))
+    edit_tags(state, caller, input, false).await
 }
 
 pub async fn remove_tags(
@@ -1207,11 +1179,30 @@ pub async fn remove_tags(
     caller: &Caller,
     input: &Input,
 ) -> Result<Value, ApiError> {
+    edit_tags(state, caller, input, true).await
+}
+
+/// Applies `TagsList` to a trail's or a channel's tags: merged in (AddTags), or the keys
+/// dropped (`removing`, RemoveTags).
+async fn edit_tags(
+    state: &AppState,
+    caller: &Caller,
+    input: &Input,
+    removing: bool,
+) -> Result<Value, ApiError> {
     let id = input.req_str("ResourceId")?;
     let list = input
         .list("TagsList")?
         .ok_or_else(|| ApiError::bad("InvalidParameterException", "TagsList is required"))?;
-    let tags = parse_tags(&list, true)?;
+    let tags = parse_tags(&list, removing)?;
+    let apply = move |current: &mut Vec<Tag>| {
+        if removing {
+            drop_tags(current, &tags);
+            Ok(())
+        } else {
+            merge_tags(current, tags)
+        }
+    };
     let t = match taggable(state, caller, id, Need::Home)? {
         Taggable::Trail(t) => t,
         Taggable::Channel(c) => {
@@ -1219,7 +1210,7 @@ pub async fn remove_tags(
                 .channels
                 .update_tags(&c.arn, |existing| {
                     let mut current = tags_of(existing);
-                    drop_tags(&mut current, &tags);
+                    apply(&mut current)?;
                     *existing = tags_json(&current).as_array().cloned().unwrap_or_default();
                     Ok(())
                 })
@@ -1230,8 +1221,7 @@ pub async fn remove_tags(
     blocking(move || {
         trails
             .update(&t.account_id, &t.home_region, &t.name, |t: &mut Trail| {
-                drop_tags(&mut t.tags, &tags);
-                Ok::<(), Refusal>(())
+                apply(&mut t.tags).map_err(Refusal)
             })
             .map_err(|r| r.0)
     })
