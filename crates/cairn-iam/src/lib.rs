@@ -294,7 +294,7 @@ pub struct Directory {
     write: Mutex<()>,
     /// A hash to verify against when the user is unknown, so that an unknown name takes as
     /// long as a wrong password.
-    dummy_hash: String,
+    dummy_hash: std::sync::OnceLock<String>,
 }
 
 fn now() -> String {
@@ -412,14 +412,13 @@ impl Directory {
         if migrate {
             migrate_legacy(&legacy, &mut file, &master)?;
         }
-        let dummy_hash = hash_password(&new_password())?;
         let state = build_state(file, &master).map_err(OpenError::Iam)?;
         let directory = Directory {
             path,
             master,
             state: RwLock::new(state),
             write: Mutex::new(()),
-            dummy_hash,
+            dummy_hash: std::sync::OnceLock::new(),
         };
         if migrate {
             directory.save()?;
@@ -433,6 +432,15 @@ impl Directory {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A hash of a random password, made on the first sign-in rather than at start-up.
+    fn dummy_hash(&self) -> &str {
+        self.dummy_hash.get_or_init(|| {
+            // Hashing a fresh password only fails if the system cannot make a salt; an empty
+            // hash then fails to verify, which is the answer wanted, only faster.
+            hash_password(&new_password()).unwrap_or_default()
+        })
     }
 
     /// For a lost master key: moves the identity file to `master`, deleting every access key
@@ -936,7 +944,7 @@ impl Directory {
             let state = self.state.read();
             let Some(acct) = state.file.accounts.iter().find(|a| a.id == account) else {
                 // Same work as a real check, so that timing does not tell accounts apart.
-                verify_password(password, &self.dummy_hash);
+                verify_password(password, self.dummy_hash());
                 return SignIn::NoAccount;
             };
             let stored = acct.users.iter().find(|u| u.name == user);
@@ -960,7 +968,7 @@ impl Directory {
                 known_user: principal,
             },
             None => {
-                verify_password(password, &self.dummy_hash);
+                verify_password(password, self.dummy_hash());
                 SignIn::Failed {
                     known_user: principal,
                 }
