@@ -12,6 +12,7 @@ pub mod count;
 pub mod error;
 pub mod ingest;
 pub mod input;
+pub mod lake;
 pub mod lookup;
 pub mod public_keys;
 pub mod s3;
@@ -45,41 +46,29 @@ use crate::input::Input;
 const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 
 /// Operations of the CloudTrail model that this version does not serve yet.
-const LATER: [&str; 36] = [
-    "CancelQuery",
+const LATER: [&str; 24] = [
     "CreateDashboard",
-    "CreateEventDataStore",
     "DeleteDashboard",
-    "DeleteEventDataStore",
     "DeleteResourcePolicy",
     "DeregisterOrganizationDelegatedAdmin",
-    "DescribeQuery",
     "DisableFederation",
     "EnableFederation",
     "GenerateQuery",
     "GetDashboard",
     "GetEventConfiguration",
-    "GetEventDataStore",
     "GetImport",
-    "GetQueryResults",
     "GetResourcePolicy",
     "ListDashboards",
-    "ListEventDataStores",
     "ListImportFailures",
     "ListImports",
     "ListInsightsData",
     "ListInsightsMetricData",
-    "ListQueries",
     "PutEventConfiguration",
     "PutResourcePolicy",
     "RegisterOrganizationDelegatedAdmin",
-    "RestoreEventDataStore",
     "SearchSampleQueries",
     "StartDashboardRefresh",
-    "StartEventDataStoreIngestion",
     "StartImport",
-    "StartQuery",
-    "StopEventDataStoreIngestion",
     "StopImport",
     "UpdateChannel",
 ];
@@ -103,6 +92,9 @@ pub struct AppState {
     pub buckets: cairn_bucket::Backend,
     /// The keys that sign digests.
     pub keys: Arc<cairn_trail::keys::Keyring>,
+    /// CloudTrail Lake: event data stores, segments and queries (`None` serves no Lake
+    /// operation).
+    pub lake: Option<Arc<cairn_lake::Lake>>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -411,6 +403,13 @@ async fn dispatch(
             "UnsupportedOperationException",
             format!("{op} is not supported by this version of Cairn yet"),
         ));
+    }
+    if lake::OPERATIONS.contains(&op) {
+        let action = format!("cloudtrail:{op}");
+        for resource in lake::resources(state, caller, op, input) {
+            authorize(caller, &action, &resource)?;
+        }
+        return lake::dispatch(state, caller, op, input).await;
     }
     let known = matches!(
         op,

@@ -143,6 +143,19 @@ impl Reader {
         Ok(file)
     }
 
+    /// The oldest segment still on disk, if any.
+    pub fn first_segment(&self) -> Option<u64> {
+        std::fs::read_dir(&self.dir)
+            .ok()?
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                name.strip_suffix(".log")?.parse::<u64>().ok()
+            })
+            .min()
+    }
+
     /// Reads one frame's payload and checks its checksum.
     pub fn read(&self, loc: FrameLoc) -> Result<Vec<u8>> {
         let file = self.file(loc.segment)?;

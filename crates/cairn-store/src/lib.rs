@@ -60,9 +60,9 @@ pub struct StoreOptions {
     pub journal: JournalOptions,
     /// Batches that may wait for the writer before new ones are throttled.
     pub queue_batches: usize,
-    /// Retention removes nothing until a consumer calls [`Store::hold`] (set this when a
-    /// consumer with a cursor, such as trail delivery, is about to open).
-    pub held_at_open: bool,
+    /// The consumers with a cursor (such as trail delivery) that will open: retention
+    /// removes nothing until each of them has called [`Store::hold`].
+    pub held_by: Vec<&'static str>,
     /// The most index entries [`Store::count`] visits when it has to walk a list.
     pub count_walk_budget: usize,
 }
@@ -73,7 +73,7 @@ impl Default for StoreOptions {
             retention_ms: Some(90 * 86_400_000),
             journal: JournalOptions::default(),
             queue_batches: 512,
-            held_at_open: false,
+            held_by: Vec::new(),
             count_walk_budget: COUNT_WALK_BUDGET,
         }
     }
@@ -212,8 +212,10 @@ struct Shared {
     durable: parking_lot::Mutex<Position>,
     /// Woken whenever `durable` moves.
     durable_moved: tokio::sync::Notify,
-    /// Retention keeps every segment from this one on (a consumer still needs them).
+    /// Retention keeps every segment from this one on (a consumer still needs them): the
+    /// lowest of `holds`.
     hold_from: AtomicU64,
+    holds: parking_lot::Mutex<HashMap<&'static str, u64>>,
     reader: cairn_journal::Reader,
     dicts: Arc<Dicts>,
     failed: AtomicBool,
@@ -316,7 +318,8 @@ impl Store {
                 offset: end_offset,
             }),
             durable_moved: tokio::sync::Notify::new(),
-            hold_from: AtomicU64::new(if opts.held_at_open { 0 } else { u64::MAX }),
+            hold_from: AtomicU64::new(if opts.held_by.is_empty() { u64::MAX } else { 0 }),
+            holds: parking_lot::Mutex::new(opts.held_by.iter().map(|c| (*c, 0)).collect()),
             reader: journal.reader(),
             dicts,
             failed: AtomicBool::new(false),
@@ -573,6 +576,18 @@ impl Store {
         *self.shared.durable.lock()
     }
 
+    /// Where the journal begins now: a new consumer that wants every stored event starts
+    /// here.
+    pub fn start(&self) -> Position {
+        match self.shared.reader.first_segment() {
+            Some(segment) => Position {
+                segment,
+                offset: cairn_journal::Journal::FIRST_FRAME,
+            },
+            None => self.durable_end(),
+        }
+    }
+
     /// Waits until the durable end moves past `pos` (or `timeout` passes).
     pub async fn wait_past(&self, pos: Position, timeout: Duration) {
         let notified = self.shared.durable_moved.notified();
@@ -582,12 +597,14 @@ impl Store {
         let _ = tokio::time::timeout(timeout, notified).await;
     }
 
-    /// Keeps retention from removing journal segments from `pos` on (`None` releases the
-    /// hold). A consumer sets this to its cursor, so no event is removed before it is consumed.
-    pub fn hold(&self, pos: Option<Position>) {
-        self.shared
-            .hold_from
-            .store(pos.map_or(u64::MAX, |p| p.segment), Ordering::Release);
+    /// Keeps retention from removing journal segments from `pos` on for `consumer` (`None`
+    /// releases its hold). A consumer sets this to its cursor, so no event is removed before
+    /// it is consumed.
+    pub fn hold(&self, consumer: &'static str, pos: Option<Position>) {
+        let mut holds = self.shared.holds.lock();
+        holds.insert(consumer, pos.map_or(u64::MAX, |p| p.segment));
+        let low = holds.values().copied().min().unwrap_or(u64::MAX);
+        self.shared.hold_from.store(low, Ordering::Release);
     }
 
     /// Reads durable frames from `from` on, up to `until` and about `max_records` records. Returns them

@@ -89,6 +89,8 @@ impl Default for DeliveryOptions {
 const MAX_FILE_RAW: usize = 64 << 20;
 /// Records read from the journal per step.
 const FEED_BATCH: usize = 100_000;
+/// Trail delivery's name among the journal's consumers.
+pub const CONSUMER: &str = "trails";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct PrevDigest {
@@ -258,7 +260,7 @@ impl Delivery {
             .snapshot()
             .iter()
             .any(|t| t.start_logging_ms.is_some());
-        store.hold(if logged { state.cursor } else { None });
+        store.hold(CONSUMER, if logged { state.cursor } else { None });
         status.replace_all(state.status.clone());
         keys.ensure(cairn_event::now_ms())?;
         let delivery = Arc::new(Delivery {
@@ -461,7 +463,8 @@ impl Delivery {
             self.save()?;
             // With no trail that ever logged, nothing will be read behind the cursor: let
             // retention work freely.
-            self.store.hold((!by_account.is_empty()).then_some(next));
+            self.store
+                .hold(CONSUMER, (!by_account.is_empty()).then_some(next));
             if fed.is_empty() {
                 return Ok(());
             }

@@ -32,6 +32,16 @@ pub struct BenchArgs {
     /// Measure trail delivery and `cairn import` instead of ingest and lookups.
     #[arg(long)]
     trails: bool,
+    /// Measure CloudTrail Lake SQL (Cairn and DuckDB over the same Parquet files) instead.
+    #[arg(long)]
+    sql: bool,
+    /// Runs of each SQL query (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) runs: usize,
+    /// The Python with `duckdb` for the SQL comparison (default: .venv/bin/python, else
+    /// python3).
+    #[arg(long)]
+    pub(crate) python: Option<PathBuf>,
     /// Records per ingest request.
     #[arg(long, default_value_t = 100)]
     batch: usize,
@@ -305,6 +315,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     });
     if args.trails {
         return crate::bench_trails::run(&args, plan);
+    }
+    if args.sql {
+        return crate::bench_sql::run(&args, plan);
     }
     let tmp;
     let dir = match &args.data_dir {

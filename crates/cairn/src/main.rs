@@ -3,10 +3,12 @@
 mod admin;
 mod archive;
 mod bench;
+mod bench_sql;
 mod bench_trails;
 mod import;
 mod import_validate;
 mod lookup;
+mod query;
 mod validate;
 
 use std::path::PathBuf;
@@ -50,6 +52,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Validate a trail's digests and log files (like `aws cloudtrail validate-logs`, and more).
     Validate(Box<validate::ValidateArgs>),
+    /// Run a CloudTrail Lake SQL query and print its results.
+    Query(Box<query::QueryArgs>),
 }
 
 #[derive(clap::Args)]
@@ -77,6 +81,13 @@ struct ServeArgs {
     /// shorter for tests and demos).
     #[arg(long, default_value = "1h")]
     digest_period: String,
+    /// How long new events wait in memory before the lake writes them to Parquet segments
+    /// (queries see them at once either way).
+    #[arg(long, default_value = "60s")]
+    lake_flush: String,
+    /// How long a CloudTrail Lake query may run before it stops as TIMED_OUT.
+    #[arg(long, default_value = "1h")]
+    query_timeout: String,
     /// How long a digest signing key is used before a new one takes over.
     #[arg(long, default_value = "30d")]
     signing_key_rotation: String,
@@ -139,6 +150,7 @@ fn main() -> Result<()> {
         Command::Import(args) => import::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Validate(args) => validate::run(*args),
+        Command::Query(args) => query::run(*args),
     }
 }
 
@@ -178,6 +190,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     init_logging();
     let retention_ms = parse_retention(&args.retention_days)?;
     let interval_ms = parse_duration(&args.delivery_interval, 1_000, "--delivery-interval")?;
+    let lake_flush_ms = parse_duration(&args.lake_flush, 1_000, "--lake-flush")?;
+    let query_timeout_ms = parse_duration(&args.query_timeout, 1_000, "--query-timeout")?;
     let digest_period_ms = parse_duration(&args.digest_period, 1_000, "--digest-period")?;
     let segment_age_ms = parse_duration(&args.journal_segment_age, 1_000, "--journal-segment-age")?;
     let rotation_ms = parse_duration(
@@ -251,8 +265,12 @@ fn serve(args: ServeArgs) -> Result<()> {
                 segment_max_age_ms: segment_age_ms,
                 ..cairn_journal::Options::default()
             },
-            // Trail delivery sets the real hold as it opens, before retention may run.
-            held_at_open: true,
+            // Trail delivery and the lake set their real holds as they open, before
+            // retention may run.
+            held_by: vec![
+                cairn_trail::delivery::CONSUMER,
+                cairn_lake::segments::CONSUMER,
+            ],
             ..StoreOptions::default()
         },
     )?;
@@ -277,6 +295,22 @@ fn serve(args: ServeArgs) -> Result<()> {
             digest_period_ms,
         },
     )?;
+    let lake = Arc::new(cairn_lake::Lake::open(
+        &args.data_dir,
+        &args.region,
+        store.clone(),
+        Some(buckets.clone()),
+        cairn_lake::SegmentsOptions {
+            flush_age_ms: lake_flush_ms,
+            ..cairn_lake::SegmentsOptions::default()
+        },
+        cairn_lake::QueryOptions {
+            timeout: std::time::Duration::from_millis(query_timeout_ms.max(1) as u64),
+            ..cairn_lake::QueryOptions::default()
+        },
+    )?);
+    lake.registry
+        .ensure_default(&boot.account_id, cairn_event::now_ms())?;
     let buckets_text = buckets.describe();
     let (auditor, audit_writer) = cairn_api::audit::Auditor::start(store.clone())?;
     let console = cairn_api::console::Console::new(iam.clone(), tls.is_some());
@@ -291,6 +325,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         status,
         buckets,
         keys,
+        lake: Some(lake.clone()),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -305,6 +340,7 @@ fn serve(args: ServeArgs) -> Result<()> {
                 delivery_stopped.clone(),
             ))
         });
+        let lake_task = tokio::spawn(lake.segments.clone().run(delivery_stopped.clone()));
         let delivery_task = tokio::spawn(delivery.run(delivery_stopped));
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
@@ -340,6 +376,10 @@ fn serve(args: ServeArgs) -> Result<()> {
             if boot.created { ", new" } else { "" }
         );
         println!("  Trail buckets:     {buckets_text}");
+        println!(
+            "  SQL (Lake):        FROM {} (the default event data store)",
+            cairn_lake::stores::default_id(&boot.account_id)
+        );
         println!();
         if let (Some(id), Some(secret)) = (&boot.access_key_id, &boot.secret) {
             println!("Try it:");
@@ -366,6 +406,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         tracing::info!("shutting down");
         let _ = stop_delivery.send(true);
         let _ = delivery_task.await;
+        let _ = lake_task.await;
         if let Some(t) = archive_task {
             let _ = t.await;
         }
