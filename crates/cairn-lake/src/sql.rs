@@ -47,12 +47,17 @@ fn invalid(message: impl Into<String>) -> LakeError {
 /// by dashes, 36 characters in all (a UUID, or the documentation's `EXAMPLE-...` ids).
 fn looks_like_id(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
-    s.len() == 36
+    (35..=36).contains(&s.len())
         && groups.len() == 5
         && groups
             .iter()
             .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .enumerate()
+            .all(|(i, (g, n))| {
+                // (The documentation's ids have a 7-letter first group.)
+                (g.len() == n || (i == 0 && g.len() == 7))
+                    && g.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
 }
 
 /// The id an ARN of an event data store names.
@@ -683,10 +688,12 @@ mod tests {
             format!("DROP TABLE {id}"),
             format!("SELECT 1 FROM {id}; SELECT 2 FROM {id}"),
             "SELECT 1".to_owned(),
-            format!("SELECT FROM WHERE {id}"),
+            format!("SELECT * FROM {id} WHERE"),
             String::new(),
         ] {
-            let e = parse(&bad).err().unwrap();
+            let e = parse(&bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} was accepted"));
             assert!(
                 matches!(
                     e,
