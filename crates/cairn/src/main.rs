@@ -41,7 +41,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the Cairn server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage accounts, users, access keys, console passwords and policies.
     Admin(admin::AdminArgs),
     /// Look events up (LookupEvents), paging through every result.
@@ -144,7 +144,7 @@ pub fn parse_duration(s: &str, unit_ms: i64, what: &str) -> Result<i64> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Admin(args) => admin::run(args),
         Command::Lookup(args) => lookup::run(*args),
         Command::Import(args) => import::run(args),
