@@ -1078,6 +1078,7 @@ pub fn get_insight_selectors(
 enum Taggable {
     Trail(Box<Trail>),
     Channel(crate::channels::Channel),
+    Store(Box<cairn_lake::EventDataStore>),
 }
 
 fn resource_not_found(id: &str) -> ApiError {
@@ -1129,12 +1130,21 @@ fn taggable(state: &AppState, caller: &Caller, id: &str, need: Need) -> Result<T
             Err(e) => Err(e),
         };
     }
+    if resource.starts_with("eventdatastore/")
+        && let Some(lake) = state.lake.as_deref()
+    {
+        return lake
+            .registry
+            .get(&caller.account_id, id, cairn_event::now_ms())
+            .map(|s| Taggable::Store(Box::new(s)))
+            .map_err(|_| resource_not_found(id));
+    }
     if resource.starts_with("eventdatastore/") || resource.starts_with("dashboard/") {
         return Err(resource_not_found(id));
     }
     Err(ApiError::bad(
         "ResourceTypeNotSupportedException",
-        format!("{id}: only trails and channels carry tags in Cairn"),
+        format!("{id}: only trails, channels and event data stores carry tags in Cairn"),
     ))
 }
 
@@ -1205,6 +1215,15 @@ async fn edit_tags(
     };
     let t = match taggable(state, caller, id, Need::Home)? {
         Taggable::Trail(t) => t,
+        Taggable::Store(s) => {
+            let lake = state.lake.as_deref().ok_or_else(|| resource_not_found(id))?;
+            let mut current = tags_of(&s.tags);
+            apply(&mut current)?;
+            let tags = tags_json(&current).as_array().cloned().unwrap_or_default();
+            lake.registry
+                .set_tags(&caller.account_id, &s.id, tags, cairn_event::now_ms())?;
+            return Ok(json!({}));
+        }
         Taggable::Channel(c) => {
             return state
                 .channels
@@ -1253,6 +1272,7 @@ pub fn list_tags(state: &AppState, caller: &Caller, input: &Input) -> Result<Val
         let tags = match taggable(state, caller, id, Need::Read)? {
             Taggable::Trail(t) => tags_json(&t.tags),
             Taggable::Channel(c) => Value::Array(c.tags.clone()),
+            Taggable::Store(s) => Value::Array(s.tags.clone()),
         };
         out.push(json!({"ResourceId": id, "TagsList": tags}));
     }
