@@ -20,6 +20,8 @@ use crate::{LakeError, io_err, write_atomic};
 
 pub const MAX_CONCURRENT: usize = 10;
 pub const KEEP_MS: i64 = 7 * 86_400_000;
+/// Answers kept in memory (the rest are read back from disk when asked for).
+const CACHED_ANSWERS: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -349,6 +351,7 @@ impl QueryManager {
                 tracing::error!(query = %info.id, error = %e, "cannot keep a query's results");
             }
             *entry.answer.lock() = Some(a.clone());
+            self.trim();
         }
         if let Err(e) = self.save_info(&info) {
             tracing::error!(query = %info.id, error = %e, "cannot record a query");
@@ -368,6 +371,33 @@ impl QueryManager {
             };
             if let Err(e) = self.save_info(&info) {
                 tracing::error!(query = %info.id, error = %e, "cannot record a query");
+            }
+        }
+    }
+
+    /// Keeps the newest answers in memory only, and forgets queries older than 7 days.
+    fn trim(&self) {
+        let now = cairn_event::now_ms();
+        let mut entries = self.entries.lock();
+        let old: Vec<String> = entries
+            .iter()
+            .filter(|(_, e)| now - e.info.lock().created_ms > KEEP_MS)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in old {
+            entries.remove(&id);
+            let _ = std::fs::remove_file(self.dir.join(format!("{id}.info.json")));
+            let _ = std::fs::remove_file(self.dir.join(format!("{id}.rows.json")));
+        }
+        let mut cached: Vec<(i64, Arc<Entry>)> = entries
+            .values()
+            .filter(|e| e.answer.lock().is_some())
+            .map(|e| (e.info.lock().created_ms, e.clone()))
+            .collect();
+        if cached.len() > CACHED_ANSWERS {
+            cached.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+            for (_, e) in cached.iter().skip(CACHED_ANSWERS) {
+                *e.answer.lock() = None;
             }
         }
     }
@@ -392,6 +422,7 @@ impl QueryManager {
             .map_err(|e| LakeError::Internal(format!("{} is damaged: {e}", path.display())))?;
         let a = Arc::new(a);
         *entry.answer.lock() = Some(a.clone());
+        self.trim();
         Ok(a)
     }
 
