@@ -520,4 +520,44 @@ mod tests {
         assert!(c.push(br#"{"eventTime":"yesterday"}"#, 0, &[]).is_err());
         assert_eq!(c.finish().unwrap().num_rows(), 0);
     }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| Value::from(n)),
+            ".{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map("[a-zA-Z]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Any member of any shape, where any record member is expected, converts without a
+        /// panic, and the row keeps the record verbatim.
+        #[test]
+        fn any_shapes_convert(members in proptest::collection::vec(
+            (proptest::sample::select(vec![
+                "userIdentity", "requestParameters", "resources", "tlsDetails", "readOnly",
+                "eventName", "addendum", "managementEvent", "sessionCredentialFromConsole",
+            ]), json_value()), 0..6)) {
+            let mut o = serde_json::Map::new();
+            o.insert("eventTime".into(), Value::from("2024-01-05T13:51:00Z"));
+            for (k, v) in members {
+                o.insert(k.to_owned(), v);
+            }
+            let text = Value::Object(o).to_string();
+            let mut c = Converter::new();
+            c.push(text.as_bytes(), 0, &[]).unwrap();
+            let b = c.finish().unwrap();
+            let json = b.column_by_name("eventjson").unwrap().as_string::<i32>().value(0).to_owned();
+            proptest::prop_assert_eq!(json, text);
+        }
+    }
 }
