@@ -20,7 +20,7 @@ fn record(i: usize, t: i64, source: &str) -> Vec<u8> {
         "userIdentity": {"type": "IAMUser", "userName": format!("u{}", i % 3), "accessKeyId": "AKIAEXAMPLE"},
         "eventTime": cairn_event::format_event_time(t),
         "eventSource": source,
-        "eventName": if i % 2 == 0 { "PutObject" } else { "GetObject" },
+        "eventName": if i.is_multiple_of(2) { "PutObject" } else { "GetObject" },
         "awsRegion": "us-east-1",
         "sourceIPAddress": "192.0.2.1",
         "eventID": uuid::Uuid::from_u128(i as u128 + 1).to_string(),
