@@ -67,6 +67,12 @@ pub fn register(ctx: &SessionContext) {
         Kind::Json,
     )));
     ctx.register_udf(ScalarUDF::new_from_impl(ElementAt::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(Simple::new("sha256_hex", 1, Kind::Sha256)));
+}
+
+/// `eventjsonchecksum`: the SHA-256 of the record text, in hex.
+pub fn checksum(e: datafusion::logical_expr::Expr) -> datafusion::logical_expr::Expr {
+    ScalarUDF::new_from_impl(Simple::new("sha256_hex", 1, Kind::Sha256)).call(vec![e])
 }
 
 /// The arguments as arrays of `rows` rows.
@@ -177,6 +183,7 @@ enum Kind {
     DateDiff,
     JsonScalar,
     Json,
+    Sha256,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -379,7 +386,7 @@ impl ScalarUDFImpl for Simple {
             Kind::Date => DataType::Date32,
             Kind::DateAdd => TS_MS,
             Kind::DateDiff => DataType::Int64,
-            Kind::JsonScalar | Kind::Json => DataType::Utf8,
+            Kind::JsonScalar | Kind::Json | Kind::Sha256 => DataType::Utf8,
         })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -388,6 +395,16 @@ impl ScalarUDFImpl for Simple {
             Kind::Date => cast(&to_ms(&a[0])?, &DataType::Date32)?,
             Kind::JsonScalar => json_fn(&a[0], &a[1], true)?,
             Kind::Json => json_fn(&a[0], &a[1], false)?,
+            Kind::Sha256 => {
+                use sha2::Digest;
+                let t = strings(&a[0])?;
+                let t = t.as_string::<i32>();
+                let out: StringArray = t
+                    .iter()
+                    .map(|v| v.map(|v| hex::encode(sha2::Sha256::digest(v.as_bytes()))))
+                    .collect();
+                Arc::new(out)
+            }
             Kind::DateAdd => {
                 let unit = strings(&a[0])?;
                 let n = cast(&a[1], &DataType::Int64)?;

@@ -125,6 +125,8 @@ impl Default for QueryOptions {
 }
 
 pub struct QueryManager {
+    /// Queries run on threads of their own, so a heavy query never holds up the API.
+    runtime: Option<tokio::runtime::Runtime>,
     dir: PathBuf,
     segments: Arc<Segments>,
     registry: Arc<Registry>,
@@ -185,7 +187,14 @@ impl QueryManager {
             );
         }
         let running = opts.running.max(1);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(opts.limits.partitions.max(1))
+            .thread_name("cairn-query")
+            .enable_all()
+            .build()
+            .map_err(|e| LakeError::Io("query threads".into(), e))?;
         Ok(Arc::new(QueryManager {
+            runtime: Some(runtime),
             dir,
             segments,
             registry,
@@ -225,6 +234,10 @@ impl QueryManager {
         if let Some(uri) = &req.delivery_uri {
             self.check_delivery(account, uri).await?;
         }
+        // Read your writes: every event acknowledged before this query is in what it reads.
+        self.segments
+            .catch_up_with_store(Duration::from_secs(2))
+            .await;
         let ctx = sql::session(&self.segments, account, &stores, &self.opts.limits, now)?;
         let plan = sql::plan(&ctx, &parsed).await?;
         let id = uuid::Uuid::new_v4().to_string();
@@ -271,7 +284,15 @@ impl QueryManager {
         }
         self.save_info(&info)?;
         let this = self.clone();
-        tokio::spawn(async move { this.execute(entry, ctx, plan).await });
+        let task = async move { this.execute(entry, ctx, plan).await };
+        match &self.runtime {
+            Some(rt) => {
+                rt.spawn(task);
+            }
+            None => {
+                tokio::spawn(task);
+            }
+        }
         Ok(info)
     }
 
@@ -306,6 +327,14 @@ impl QueryManager {
         drop(permit);
         let elapsed = started.elapsed().as_millis() as u64;
         let mut answer = None;
+        if let Some(Ok(Ok(a))) = &outcome {
+            // The answer is kept (on disk and in memory) before the state says FINISHED, so
+            // GetQueryResults can read it the moment DescribeQuery shows it done.
+            let id = entry.info.lock().id.clone();
+            if let Err(e) = self.save_rows(&id, a) {
+                tracing::error!(query = %id, error = %e, "cannot keep a query's results");
+            }
+        }
         let info = {
             let mut i = entry.info.lock();
             if i.state.is_done() {
@@ -333,12 +362,14 @@ impl QueryManager {
                     i.error = Some(format!("The query failed inside Cairn: {m}"));
                 }
                 Some(Ok(Ok(a))) => {
-                    i.state = QueryState::Finished;
                     i.events_matched = a.events_matched;
                     i.events_scanned = a.events_scanned;
                     i.bytes_scanned = a.bytes_scanned;
                     i.results = a.rows.len() as u64;
-                    answer = Some(Arc::new(a));
+                    let a = Arc::new(a);
+                    *entry.answer.lock() = Some(a.clone());
+                    answer = Some(a);
+                    i.state = QueryState::Finished;
                 }
             }
             if i.state != QueryState::Finished && i.delivery_uri.is_some() {
@@ -346,11 +377,7 @@ impl QueryManager {
             }
             i.clone()
         };
-        if let Some(a) = &answer {
-            if let Err(e) = self.save_rows(&info.id, a) {
-                tracing::error!(query = %info.id, error = %e, "cannot keep a query's results");
-            }
-            *entry.answer.lock() = Some(a.clone());
+        if answer.is_some() {
             self.trim();
         }
         if let Err(e) = self.save_info(&info) {
@@ -580,6 +607,15 @@ impl QueryManager {
         b.put(&key, bytes::Bytes::from(bytes), &[])
             .await
             .map_err(|e| LakeError::Internal(e.to_string()))
+    }
+}
+
+impl Drop for QueryManager {
+    fn drop(&mut self) {
+        // (Dropped from inside the server's runtime: do not block on the queries' threads.)
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
     }
 }
 

@@ -138,6 +138,8 @@ pub struct Segments {
     /// Only one flush, compaction or retention pass at a time.
     writing: Mutex<()>,
     graveyard: Mutex<Vec<(PathBuf, i64)>>,
+    /// Whether the writer loop runs (queries then wait for it to catch up).
+    running: std::sync::atomic::AtomicBool,
 }
 
 fn partition_dir(account: &str, hour: i64) -> String {
@@ -258,6 +260,7 @@ impl Segments {
             }),
             writing: Mutex::new(()),
             graveyard: Mutex::new(Vec::new()),
+            running: std::sync::atomic::AtomicBool::new(false),
         };
         s.remove_orphans()?;
         s.store.hold(CONSUMER, Some(s.state.read().catalog.cursor));
@@ -567,8 +570,23 @@ impl Segments {
         Ok(removed)
     }
 
+    /// Waits (up to `timeout`) until the writer has read every event the store had
+    /// acknowledged when this was called, so a query sees the caller's own writes.
+    pub async fn catch_up_with_store(&self, timeout: Duration) {
+        if !self.running.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let target = self.store.durable_end();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.state.read().read_to < target && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// Runs the writer until `shutdown` turns true, then writes the hot set out.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.running
+            .store(true, std::sync::atomic::Ordering::Release);
         let mut last_upkeep = 0i64;
         loop {
             let this = self.clone();

@@ -344,11 +344,13 @@ fn store_view(
             .unwrap_or(lit(false));
         pred = pred.and(windows);
     }
-    let columns: Vec<Expr> = convert::sql_schema()
-        .fields()
-        .iter()
-        .map(|f| col(f.name().as_str()))
-        .collect();
+    let mut columns: Vec<Expr> = Vec::new();
+    for f in convert::sql_schema().fields() {
+        columns.push(col(f.name().as_str()));
+        if f.name() == "eventjson" {
+            columns.push(crate::functions::checksum(col("eventjson")).alias("eventjsonchecksum"));
+        }
+    }
     let plan = LogicalPlanBuilder::scan(
         format!("cairn_account_{}", base.account),
         provider_as_source(base.clone()),
