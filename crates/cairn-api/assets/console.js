@@ -1,4 +1,4 @@
-// Cairn console: Event history, Trails and Settings. Plain JavaScript, no build step and no
+// Cairn console: Event history, Queries, Trails and Settings. Plain JavaScript, no build step and no
 // framework: this file is embedded in the binary as it is. Text from events is only ever set
 // with textContent.
 'use strict';
@@ -1136,6 +1136,679 @@
   }
 
   // ---------------------------------------------------------------------------------------
+  // Queries: CloudTrail Lake SQL over an event data store
+
+  const DEFAULT_STORE = 'cairn-default';
+  const RESULT_PAGE = 100;
+  const RECENT_MAX = 20;
+  const QUERY_STATES = {
+    STARTING: 'Starting', QUEUED: 'Queued', RUNNING: 'Running', FINISHED: 'Finished',
+    FAILED: 'Failed', CANCELLED: 'Cancelled', TIMED_OUT: 'Timed out',
+  };
+  const isDone = (s) => s === 'FINISHED' || s === 'FAILED' || s === 'CANCELLED' || s === 'TIMED_OUT';
+
+  /** The ID of an event data store: the end of its ARN. */
+  const storeIdOf = (arn) => String(arn || '').split('/').pop();
+
+  /** A time of the JSON API (epoch seconds, or text) in ms; null if absent. */
+  function apiTimeMs(v) {
+    if (v === undefined || v === null || v === '') return null;
+    if (typeof v === 'number') return v * 1000;
+    const t = Date.parse(v);
+    return isNaN(t) ? null : t;
+  }
+
+  /** `2024-01-31 00:00:00`: the start of the UTC day `days` ago, as Lake SQL compares times. */
+  function sqlDay(days) {
+    const d = new Date(Date.now() - days * 864e5);
+    return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} 00:00:00`;
+  }
+
+  function fmtBytes(n) {
+    n = Number(n) || 0;
+    const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+    return i === 0 ? `${n} byte${n === 1 ? '' : 's'}` : `${n.toFixed(n < 10 ? 1 : 0)} ${units[i]}`;
+  }
+
+  function fmtDuration(ms) {
+    ms = Math.max(0, Number(ms) || 0);
+    if (ms < 1000) return `${Math.round(ms)} ms`;
+    if (ms < 60000) return `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+    const m = Math.floor(ms / 60000);
+    return `${m} min ${Math.round((ms % 60000) / 1000)} s`;
+  }
+
+  const fmtCount = (n) => (Number(n) || 0).toLocaleString('en');
+
+  /** One CSV field (RFC 4180), with text a spreadsheet would take for a formula defused. */
+  function csvField(v) {
+    let s = v === null || v === undefined ? '' : String(v);
+    const number = /^[-+]?\d+(\.\d+)?([eE][-+]?\d+)?$/.test(s);
+    if (!number && /^[=+\-@\t\r]/.test(s)) s = "'" + s;
+    return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
+
+  function queriesPage() {
+    const storeSelect = $('[data-testid="store-select"]');
+    const storeIdBox = $('#store-id');
+    const storeCopy = $('#store-id-copy');
+    const storeStatus = $('#store-status');
+    const form = $('#query-form');
+    const sqlBox = $('#sql');
+    const runButton = $('[data-testid="run"]');
+    const cancelButton = $('[data-testid="cancel"]');
+    const stateBox = $('[data-testid="query-state"]');
+    const elapsedBox = $('[data-testid="query-elapsed"]');
+    const recentList = $('#recent-queries');
+    const noRecent = $('[data-testid="no-recent"]');
+    const results = $('[data-testid="results"]');
+    const statsBox = $('#query-stats');
+    const csvButton = $('[data-testid="download-csv"]');
+    const table = $('#results-table');
+    const thead = $('thead tr', table);
+    const tbody = $('tbody', table);
+    const noResults = $('[data-testid="no-results"]');
+    const loadMore = $('[data-testid="load-more"]');
+    const user = document.body.dataset.user || '';
+
+    let stores = []; // {arn, id, name, status}
+    let store = null;
+    let generation = 0;
+    let pollTimer = 0;
+    let tickTimer = 0;
+    // The query shown: {id, statement, status, startedMs, columns, rows, next, shown, total, info}
+    let q = null;
+    let recentGen = 0;
+
+    // -- The URL ----------------------------------------------------------------------
+
+    function readUrl() {
+      const p = new URLSearchParams(location.search);
+      return { store: p.get('store') || '', sql: p.get('sql') || '', query: p.get('query') || '' };
+    }
+
+    function urlOf(sql, queryId) {
+      const p = new URLSearchParams();
+      if (store) p.set('store', store.id);
+      if (sql) p.set('sql', sql);
+      if (queryId) p.set('query', queryId);
+      return location.pathname + '?' + p.toString();
+    }
+
+    function setUrl(sql, queryId, replace) {
+      const url = urlOf(sql, queryId);
+      if (url === location.pathname + location.search) return;
+      if (replace) history.replaceState(null, '', url);
+      else history.pushState(null, '', url);
+    }
+
+    // -- Event data stores ------------------------------------------------------------
+
+    function fillTemplate(sql) {
+      return sql
+        .replace(/\{store\}/g, store ? store.id : '<event data store ID>')
+        .replace(/\{since\}/g, sqlDay(7))
+        .replace(/\{user\}/g, user.replace(/'/g, "''"));
+    }
+
+    function example() {
+      const first = $('[data-sql]');
+      return first ? fillTemplate(first.dataset.sql) : '';
+    }
+
+    async function loadStores() {
+      const list = [];
+      let token = null;
+      do {
+        const body = token ? { NextToken: token } : {};
+        const out = await api(CT + 'ListEventDataStores', body);
+        for (const s of out.EventDataStores || []) {
+          list.push({ arn: s.EventDataStoreArn, id: storeIdOf(s.EventDataStoreArn), name: s.Name || storeIdOf(s.EventDataStoreArn), status: s.Status || '' });
+        }
+        token = out.NextToken || null;
+      } while (token);
+      stores = list;
+      storeSelect.textContent = '';
+      for (const s of stores) {
+        const label = s.status && s.status !== 'ENABLED' ? `${s.name} (${s.status.toLowerCase().replace(/_/g, ' ')})` : s.name;
+        storeSelect.append(el('option', { value: s.id, text: label }));
+      }
+      storeSelect.disabled = stores.length === 0;
+    }
+
+    /** The store a URL names (by ID, ARN or name), else null. */
+    function findStore(ref) {
+      if (!ref) return null;
+      const r = ref.toLowerCase();
+      return stores.find((s) => s.id.toLowerCase() === r || (s.arn || '').toLowerCase() === r) ||
+        stores.find((s) => s.name === ref) || null;
+    }
+
+    function defaultStore() {
+      return stores.find((s) => s.name === DEFAULT_STORE) || stores[0] || null;
+    }
+
+    function showStore(s) {
+      store = s;
+      storeSelect.value = s ? s.id : '';
+      storeIdBox.textContent = s ? s.id : '';
+      storeIdBox.title = s ? s.arn : '';
+      storeCopy.disabled = !s;
+      const odd = s && s.status && s.status !== 'ENABLED';
+      storeStatus.hidden = !odd;
+      storeStatus.textContent = odd ? s.status : '';
+      storeStatus.title = odd ? 'This event data store is not ingesting new events' : '';
+    }
+
+    storeCopy.addEventListener('click', async () => {
+      if (!store) return;
+      const ok = await copyText(store.id);
+      storeCopy.textContent = ok ? 'Copied' : 'Copy failed';
+      setTimeout(() => { storeCopy.textContent = 'Copy'; }, 2000);
+    });
+
+    storeSelect.addEventListener('change', () => {
+      const next = stores.find((s) => s.id === storeSelect.value);
+      if (!next || next === store) return;
+      const old = store;
+      showStore(next);
+      // The statement follows the store: its ID in the text is replaced by the new one.
+      const text = sqlBox.value;
+      if (!text.trim()) sqlBox.value = example();
+      else if (old) {
+        const esc = old.id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        sqlBox.value = text.replace(new RegExp(esc, 'gi'), next.id);
+      }
+      stopFollowing();
+      generation++;
+      clearResults();
+      setState(null);
+      showError(null);
+      setUrl('', '', false);
+      loadRecent();
+    });
+
+    // -- State of the query -----------------------------------------------------------
+
+    function setState(status, startedMs) {
+      clearInterval(tickTimer);
+      elapsedBox.textContent = '';
+      if (!status) {
+        stateBox.textContent = '';
+        stateBox.removeAttribute('data-state');
+        stateBox.className = 'query-state';
+        cancelButton.hidden = true;
+        return;
+      }
+      const running = !isDone(status);
+      stateBox.dataset.state = status;
+      stateBox.className = 'query-state ' + ({ FINISHED: 'good', FAILED: 'bad', TIMED_OUT: 'bad', CANCELLED: 'warn' }[status] || 'busy');
+      stateBox.textContent = QUERY_STATES[status] || status;
+      cancelButton.hidden = !running || status === 'STARTING';
+      if (running && startedMs) {
+        const tick = () => { elapsedBox.textContent = fmtDuration(Date.now() - startedMs); };
+        tick();
+        tickTimer = setInterval(tick, 250);
+      }
+    }
+
+    function stopFollowing() {
+      clearTimeout(pollTimer);
+      clearInterval(tickTimer);
+    }
+
+    // -- Running ----------------------------------------------------------------------
+
+    async function run(statement, { replace = false, note = '' } = {}) {
+      const gen = ++generation;
+      stopFollowing();
+      showError(null);
+      clearResults();
+      sqlBox.removeAttribute('aria-invalid');
+      const started = Date.now();
+      setState('STARTING', started);
+      setStatus(note);
+      let out;
+      try {
+        out = await api(CT + 'StartQuery', { QueryStatement: statement });
+      } catch (err) {
+        if (gen !== generation) return;
+        setState(null);
+        setUrl(statement, '', replace);
+        if (err.code === 'InvalidQueryStatementException') {
+          sqlBox.setAttribute('aria-invalid', 'true');
+          showError({ title: 'The SQL statement is not valid.', detail: err.message });
+        } else if (err.code === 'EventDataStoreNotFoundException' || err.code === 'InactiveEventDataStoreException') {
+          showError({ title: 'The statement names an event data store that cannot be queried.', detail: `${err.code}: ${err.message}` });
+        } else if (err.code === 'MaxConcurrentQueriesException') {
+          showError({ title: 'Too many queries are running.', detail: sentence(err.message) + ' Wait for one to end, or open a running one from Recent queries and cancel it.' });
+        } else {
+          showError(describeError(err, 'run the query'));
+        }
+        return;
+      }
+      if (gen !== generation) return;
+      setUrl(statement, out.QueryId, replace);
+      q = newShown(out.QueryId, statement, started);
+      q.fromRun = true;
+      markRecent();
+      follow(gen, 'QUEUED');
+      loadRecent();
+    }
+
+    function newShown(id, statement, startedMs) {
+      return {
+        id, statement, status: 'QUEUED', startedMs, fromRun: false, ended: false,
+        columns: null, rows: [], next: null, fetchedAll: false, shown: 0, total: null, info: null,
+      };
+    }
+
+    /** Follows the shown query until it ends, then shows its outcome. */
+    async function follow(gen, status) {
+      q.status = status;
+      setState(status, q.startedMs);
+      let delay = 200;
+      for (;;) {
+        let info;
+        try {
+          info = await api(CT + 'DescribeQuery', { QueryId: q.id });
+        } catch (err) {
+          if (gen !== generation) return;
+          setState(null);
+          showError(describeError(err, 'follow the query'));
+          return;
+        }
+        if (gen !== generation) return;
+        q.info = info;
+        if (info.QueryString) q.statement = info.QueryString;
+        const created = apiTimeMs(info.QueryStatistics && info.QueryStatistics.CreationTime);
+        if (created && !q.fromRun) q.startedMs = created;
+        if (info.QueryStatus !== q.status) {
+          q.status = info.QueryStatus;
+          if (!isDone(q.status)) setState(q.status, q.startedMs);
+        }
+        if (isDone(info.QueryStatus)) break;
+        await new Promise((r) => { pollTimer = setTimeout(r, delay); });
+        if (gen !== generation) return;
+        delay = Math.min(2000, Math.round(delay * 1.5));
+      }
+      finish(gen);
+    }
+
+    async function finish(gen) {
+      if (q.ended) return;
+      q.ended = true;
+      const info = q.info || {};
+      setState(q.status);
+      const time = fmtDuration(info.QueryStatistics ? info.QueryStatistics.ExecutionTimeInMillis : 0);
+      if (q.status === 'FINISHED') {
+        stateBox.textContent = `Finished in ${time}`;
+        await fetchPage(gen);
+      } else if (q.status === 'FAILED') {
+        showError({ title: 'The query failed.', detail: info.ErrorMessage || 'No reason was given.' });
+      } else if (q.status === 'TIMED_OUT') {
+        showError({ title: 'The query timed out.', detail: info.ErrorMessage || 'It ran too long: narrow the time range or filter more.' });
+      } else if (q.status === 'CANCELLED') {
+        setStatus('The query was cancelled.');
+      }
+      if (gen === generation) {
+        renderStats();
+        results.hidden = q.status !== 'FINISHED';
+        updateRecentItem(q.id, info);
+      }
+    }
+
+    cancelButton.addEventListener('click', async () => {
+      if (!q || isDone(q.status)) return;
+      const gen = generation;
+      cancelButton.disabled = true;
+      try {
+        await api(CT + 'CancelQuery', { QueryId: q.id });
+        if (gen !== generation || q.ended) return;
+        // Follow it afresh: it reads as CANCELLED now.
+        stopFollowing();
+        const next = ++generation;
+        runButton.focus();
+        follow(next, 'CANCELLED');
+      } catch (err) {
+        // Already over (InactiveQueryException): following it shows how it ended.
+        if (err.code !== 'InactiveQueryException') showError(describeError(err, 'cancel the query'));
+      } finally {
+        cancelButton.disabled = false;
+      }
+    });
+
+    // -- Results ----------------------------------------------------------------------
+
+    function clearResults() {
+      q = null;
+      results.hidden = true;
+      results.removeAttribute('data-query');
+      thead.textContent = '';
+      tbody.textContent = '';
+      statsBox.textContent = '';
+      noResults.hidden = true;
+      loadMore.hidden = true;
+      csvButton.disabled = true;
+      markRecent();
+    }
+
+    /** Fetches the next page of the shown query's rows; returns false on failure. */
+    async function fetchNext(gen) {
+      const body = { QueryId: q.id, MaxQueryResults: 1000 };
+      if (q.next) body.NextToken = q.next;
+      let out;
+      try {
+        out = await api(CT + 'GetQueryResults', body);
+      } catch (err) {
+        // A read: worth one more try when the server was busy or failed.
+        if (!(err.status >= 500 || err.code === 'ThrottlingException')) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+        if (gen !== generation) return false;
+        out = await api(CT + 'GetQueryResults', body);
+      }
+      if (gen !== generation) return false;
+      const rows = out.QueryResultRows || [];
+      if (!q.columns && rows.length) q.columns = rows[0].map((c) => Object.keys(c)[0] || '');
+      for (const r of rows) q.rows.push(r.map((c) => { const v = Object.values(c)[0]; return v === undefined ? null : v; }));
+      const st = out.QueryStatistics || {};
+      if (st.TotalResultsCount !== undefined) q.total = Number(st.TotalResultsCount);
+      q.next = out.NextToken || null;
+      q.fetchedAll = !q.next;
+      return true;
+    }
+
+    /** Shows the next RESULT_PAGE rows, fetching them when needed. */
+    async function fetchPage(gen) {
+      loadMore.disabled = true;
+      setStatus('Loading results...');
+      try {
+        while (q.rows.length < q.shown + RESULT_PAGE && !q.fetchedAll) {
+          if (!(await fetchNext(gen))) return;
+        }
+      } catch (err) {
+        if (gen !== generation) return;
+        showError(describeError(err, 'get the results'));
+        setStatus('');
+        loadMore.disabled = false;
+        return;
+      } finally {
+        loadMore.disabled = false;
+      }
+      if (gen !== generation) return;
+      renderRows(q.shown + RESULT_PAGE);
+    }
+
+    function renderRows(upTo) {
+      if (!thead.children.length && q.columns) {
+        for (const [i, c] of q.columns.entries()) thead.append(el('th', { scope: 'col', 'data-col': i, text: c }));
+      }
+      const frag = document.createDocumentFragment();
+      const end = Math.min(upTo, q.rows.length);
+      for (let i = q.shown; i < end; i++) {
+        const tr = el('tr', { 'data-testid': 'result-row' });
+        for (const v of q.rows[i]) {
+          if (v === null) tr.append(el('td', { 'data-null': true }, el('span', { class: 'none', text: 'NULL' })));
+          else tr.append(el('td', { text: v }));
+        }
+        frag.append(tr);
+      }
+      tbody.append(frag);
+      q.shown = end;
+      results.dataset.query = q.id;
+      const more = q.shown < q.rows.length || !q.fetchedAll;
+      loadMore.hidden = !more;
+      noResults.hidden = q.rows.length > 0;
+      csvButton.disabled = q.rows.length === 0;
+      results.hidden = false;
+      const total = q.total !== null ? q.total : q.rows.length;
+      setStatus(q.rows.length === 0 ? 'The query returned no rows.'
+        : `${fmtCount(q.shown)} of ${fmtCount(total)} row${total === 1 ? '' : 's'} shown${more ? '; more to load' : ''}.`);
+    }
+
+    loadMore.addEventListener('click', () => { if (q) fetchPage(generation); });
+
+    function renderStats() {
+      statsBox.textContent = '';
+      if (!q || !q.info) return;
+      const st = q.info.QueryStatistics || {};
+      const created = apiTimeMs(st.CreationTime);
+      const items = [
+        ['Results', 'results', q.total !== null ? fmtCount(q.total) : (q.status === 'FINISHED' ? fmtCount(q.rows.length) : '-')],
+        ['Events scanned', 'events-scanned', fmtCount(st.EventsScanned)],
+        ['Events matched', 'events-matched', fmtCount(st.EventsMatched)],
+        ['Data scanned', 'bytes-scanned', fmtBytes(st.BytesScanned)],
+        ['Run time', 'run-time', fmtDuration(st.ExecutionTimeInMillis)],
+        ['Started', 'created', created ? fmtTime(created) : '-'],
+        ['Query ID', 'query-id', q.id],
+      ];
+      for (const [label, key, value] of items) {
+        statsBox.append(el('div', { class: 'stat' }, el('dt', { text: label }), el('dd', { 'data-stat': key, text: value })));
+      }
+    }
+
+    csvButton.addEventListener('click', async () => {
+      if (!q || q.status !== 'FINISHED') return;
+      const gen = generation;
+      const shown = q;
+      csvButton.disabled = true;
+      try {
+        while (!shown.fetchedAll) {
+          if (gen !== generation) return;
+          setStatus(`Fetching rows for the download: ${fmtCount(shown.rows.length)} of ${fmtCount(shown.total || 0)}...`);
+          if (!(await fetchNext(gen))) return;
+        }
+      } catch (err) {
+        showError(describeError(err, 'get the results for the download'));
+        return;
+      } finally {
+        if (gen === generation) csvButton.disabled = false;
+      }
+      if (gen !== generation) return;
+      const lines = [(shown.columns || []).map(csvField).join(',')];
+      for (const r of shown.rows) lines.push(r.map(csvField).join(','));
+      const blob = new Blob([lines.join('\r\n') + '\r\n'], { type: 'text/csv;charset=utf-8' });
+      const url = URL.createObjectURL(blob);
+      const a = el('a', { href: url, download: `cairn-query-${shown.id}.csv`, class: 'sr-only' });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      setStatus(`Downloaded ${fmtCount(shown.rows.length)} row${shown.rows.length === 1 ? '' : 's'} as CSV.`);
+    });
+
+    // -- Opening a query --------------------------------------------------------------
+
+    /** Shows a query that ran before (from the list or the URL). */
+    async function open(id, { push = true, fallbackSql = '' } = {}) {
+      const gen = ++generation;
+      stopFollowing();
+      showError(null);
+      clearResults();
+      sqlBox.removeAttribute('aria-invalid');
+      let info;
+      try {
+        info = await api(CT + 'DescribeQuery', { QueryId: id });
+      } catch (err) {
+        if (gen !== generation) return;
+        if (err.code === 'QueryIdNotFoundException' && fallbackSql) {
+          // Its results are gone (they are kept 7 days): run the statement again.
+          sqlBox.value = fallbackSql;
+          run(fallbackSql, { replace: true, note: `The results of query ${id} are no longer kept; the statement ran again.` });
+          return;
+        }
+        setState(null);
+        showError(describeError(err, 'open the query'));
+        return;
+      }
+      if (gen !== generation) return;
+      const statement = info.QueryString || fallbackSql;
+      sqlBox.value = statement;
+      setUrl(statement, id, !push);
+      q = newShown(id, statement, apiTimeMs(info.QueryStatistics && info.QueryStatistics.CreationTime) || Date.now());
+      markRecent();
+      follow(gen, info.QueryStatus);
+    }
+
+    // -- Recent queries ---------------------------------------------------------------
+
+    async function loadRecent() {
+      const gen = ++recentGen;
+      if (!store) return;
+      let list;
+      try {
+        const out = await api(CT + 'ListQueries', { EventDataStore: store.id, MaxResults: RECENT_MAX });
+        list = out.Queries || [];
+      } catch (err) {
+        if (gen !== recentGen) return;
+        recentList.textContent = '';
+        recentList.append(el('li', { class: 'none', text: describeError(err, 'list the queries').title }));
+        noRecent.hidden = true;
+        return;
+      }
+      list.sort((a, b) => (apiTimeMs(b.CreationTime) || 0) - (apiTimeMs(a.CreationTime) || 0));
+      list = list.slice(0, RECENT_MAX);
+      const infos = await Promise.all(list.map((x) => api(CT + 'DescribeQuery', { QueryId: x.QueryId }).catch(() => null)));
+      if (gen !== recentGen) return;
+      recentList.textContent = '';
+      list.forEach((x, i) => recentList.append(recentItem(x, infos[i] || {})));
+      noRecent.hidden = list.length > 0;
+      markRecent();
+    }
+
+    function recentItem(x, info) {
+      const status = info.QueryStatus || x.QueryStatus;
+      const created = apiTimeMs(x.CreationTime);
+      const statement = info.QueryString || '';
+      const short = statement.replace(/\s+/g, ' ').trim();
+      const tagClass = { FINISHED: 'tag good', FAILED: 'tag bad', TIMED_OUT: 'tag bad' }[status] || 'tag';
+      const button = el('button', {
+        type: 'button', class: 'recent-open', 'data-testid': 'recent-query', 'data-query-id': x.QueryId,
+        'data-state': status, title: statement,
+      },
+      el('span', { class: 'recent-meta' },
+        el('span', { class: tagClass, 'data-testid': 'recent-status', text: QUERY_STATES[status] || status }),
+        el('time', { datetime: created ? new Date(created).toISOString() : '', text: created ? fmtTime(created) : '' })),
+      el('code', { class: 'recent-sql', text: short.length > 160 ? short.slice(0, 157) + '...' : short || x.QueryId }));
+      button.setAttribute('aria-label', `${QUERY_STATES[status] || status} query of ${created ? fmtTime(created) : 'unknown time'}: ${short.slice(0, 120)}`);
+      return el('li', {}, button);
+    }
+
+    function updateRecentItem(id, info) {
+      const b = $$('[data-query-id]', recentList).find((x) => x.dataset.queryId === id);
+      if (!b) { loadRecent(); return; }
+      const status = info.QueryStatus;
+      if (!status || b.dataset.state === status) return;
+      loadRecent();
+    }
+
+    function markRecent() {
+      for (const b of $$('[data-query-id]', recentList)) {
+        if (q && b.dataset.queryId === q.id) b.setAttribute('aria-current', 'true');
+        else b.removeAttribute('aria-current');
+      }
+    }
+
+    recentList.addEventListener('click', (e) => {
+      const b = e.target.closest('[data-query-id]');
+      if (!b) return;
+      open(b.dataset.queryId, { push: true });
+    });
+
+    $('[data-testid="recent-refresh"]').addEventListener('click', () => loadRecent());
+
+    // -- The editor -------------------------------------------------------------------
+
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const statement = sqlBox.value.trim();
+      if (!statement) {
+        sqlBox.focus();
+        showError({ title: 'Write a SQL statement first.', detail: `For example: SELECT eventname, count(*) FROM ${store ? store.id : '<event data store ID>'} GROUP BY eventname` });
+        return;
+      }
+      run(statement);
+    });
+
+    sqlBox.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+        e.preventDefault();
+        form.requestSubmit ? form.requestSubmit(runButton) : runButton.click();
+      }
+    });
+
+    sqlBox.addEventListener('input', () => sqlBox.removeAttribute('aria-invalid'));
+
+    for (const b of $$('[data-sql]')) {
+      b.addEventListener('click', () => {
+        sqlBox.value = fillTemplate(b.dataset.sql);
+        sqlBox.removeAttribute('aria-invalid');
+        sqlBox.focus();
+        sqlBox.setSelectionRange(0, 0);
+        sqlBox.scrollTop = 0;
+        setStatus(`"${b.textContent}" is in the editor: press Run query (or Ctrl+Enter).`);
+      });
+    }
+
+    // -- Start ------------------------------------------------------------------------
+
+    /** Shows what the URL says: a query, a statement to run, or a store. */
+    function apply(fromHistory) {
+      const u = readUrl();
+      const wanted = findStore(u.store);
+      if (u.store && !wanted) {
+        showStore(store || defaultStore());
+        showError({ title: `There is no event data store ${u.store}.`, detail: `Showing ${store ? store.name : 'nothing'} instead; pick one from the list.` });
+        if (!sqlBox.value) sqlBox.value = u.sql || example();
+        loadRecent();
+        return;
+      }
+      const before = store;
+      showStore(wanted || before || defaultStore());
+      if (store !== before) loadRecent();
+      if (u.query) {
+        open(u.query, { push: false, fallbackSql: u.sql });
+      } else if (u.sql) {
+        sqlBox.value = u.sql;
+        run(u.sql, { replace: true });
+      } else {
+        generation++;
+        stopFollowing();
+        clearResults();
+        setState(null);
+        if (!fromHistory || !sqlBox.value.trim()) sqlBox.value = example();
+      }
+    }
+
+    async function startPage() {
+      try {
+        await loadStores();
+      } catch (err) {
+        storeSelect.textContent = '';
+        storeSelect.append(el('option', { value: '', text: 'Unavailable' }));
+        if (err.code === 'UnsupportedOperationException') {
+          showError({ title: 'CloudTrail Lake is not available on this server.', detail: sentence(err.message) });
+        } else {
+          showError(describeError(err, 'list the event data stores'));
+        }
+        runButton.disabled = true;
+        return;
+      }
+      if (!stores.length) {
+        showError({ title: 'This account has no event data store to query.', detail: 'Create one with the AWS CLI (aws cloudtrail create-event-data-store).' });
+        runButton.disabled = true;
+        return;
+      }
+      apply(false);
+    }
+
+    window.addEventListener('popstate', () => { if (stores.length) apply(true); });
+    startPage();
+  }
+
+  // ---------------------------------------------------------------------------------------
   // Trails
 
   async function trailsPage() {
@@ -1338,6 +2011,7 @@
   function start() {
     const page = document.body.dataset.page;
     if (page === 'events') eventsPage();
+    else if (page === 'queries') queriesPage();
     else if (page === 'trails') trailsPage();
     else if (page === 'settings') settingsPage();
   }

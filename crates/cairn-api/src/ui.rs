@@ -1,5 +1,5 @@
-//! The browser console: server-rendered page shells (Event history, Trails, Settings) whose
-//! small script and style sheet are embedded in the binary, and the two console endpoints a
+//! The browser console: server-rendered page shells (Event history, Queries, Trails,
+//! Settings) whose small script and style sheet are embedded in the binary, and the two console endpoints a
 //! page cannot do with the JSON API: downloads of a whole filtered result (CSV or JSON,
 //! streamed) and a live stream of new events (Server-Sent Events).
 //!
@@ -8,6 +8,11 @@
 //! `f=<AttributeKey>:<value>` per filter. The download and live endpoints take the same
 //! parameters, plus the session's CSRF token as `csrf` (they are plain GETs, so that a link
 //! downloads and `EventSource` connects).
+//!
+//! The Queries page runs CloudTrail Lake SQL through the JSON API; its URL holds the event
+//! data store (`store`), the statement (`sql`) and, once run, the query's ID (`query`), so
+//! that a link shows the same results again (or runs the statement again once the results
+//! are gone).
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -39,6 +44,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console", get(console_root))
         .route("/console/", get(console_root))
         .route("/console/events", get(events_page))
+        .route("/console/queries", get(queries_page))
         .route("/console/trails", get(trails_page))
         .route("/console/settings", get(settings_page))
         .route("/console/assets/{name}", get(asset))
@@ -133,6 +139,7 @@ async fn asset(Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> Respon
 #[derive(Clone, Copy, PartialEq)]
 enum Page {
     Events,
+    Queries,
     Trails,
     Settings,
 }
@@ -218,6 +225,15 @@ async fn events_page(
     page(&state, &uri, &headers, &extensions, Page::Events)
 }
 
+async fn queries_page(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Response {
+    page(&state, &uri, &headers, &extensions, Page::Queries)
+}
+
 async fn trails_page(
     State(state): State<Arc<AppState>>,
     uri: Uri,
@@ -253,6 +269,7 @@ fn page(
     let admin = decide(&caller, "iam:ListUsers", "*") == cairn_policy::Decision::Allow;
     let (title, main) = match which {
         Page::Events => ("Event history", events_main()),
+        Page::Queries => ("Queries", queries_main()),
         Page::Trails => ("Trails", trails_main()),
         Page::Settings => ("Settings", settings_main(admin)),
     };
@@ -273,6 +290,7 @@ fn shell(caller: &Caller, csrf: &str, which: Page, admin: bool, title: &str, mai
     let mut nav = String::new();
     let mut links = vec![
         (Page::Events, "/console/events", "Event history"),
+        (Page::Queries, "/console/queries", "Queries"),
         (Page::Trails, "/console/trails", "Trails"),
     ];
     if admin {
@@ -288,6 +306,7 @@ fn shell(caller: &Caller, csrf: &str, which: Page, admin: bool, title: &str, mai
     }
     let page = match which {
         Page::Events => "events",
+        Page::Queries => "queries",
         Page::Trails => "trails",
         Page::Settings => "settings",
     };
@@ -374,6 +393,82 @@ fn events_main() -> String {
 <div class=\"details-head\"><h2 id=\"details-title\">Event details</h2>\
 <button type=\"button\" class=\"btn subtle\" data-testid=\"details-close\" aria-label=\"Close event details\">Close</button></div>\
 <div class=\"details-body\" id=\"details-body\"></div></aside>"
+    )
+}
+
+/// The sample queries of the Queries page: (id, label, statement). The page puts in the
+/// event data store's ID for `{store}`, the start of the last 7 days for `{since}` and the
+/// signed-in user's name for `{user}`.
+pub const SAMPLES: [(&str, &str, &str); 4] = [
+    (
+        "top-events",
+        "Top event names",
+        "SELECT eventname, count(*) AS events\nFROM {store}\nWHERE eventtime > '{since}'\nGROUP BY eventname\nORDER BY events DESC\nLIMIT 10",
+    ),
+    (
+        "failed-by-ip",
+        "Failed calls by source IP",
+        "SELECT sourceipaddress, errorcode, count(*) AS calls\nFROM {store}\nWHERE errorcode IS NOT NULL\n  AND eventtime > '{since}'\nGROUP BY sourceipaddress, errorcode\nORDER BY calls DESC\nLIMIT 50",
+    ),
+    (
+        "console-signins",
+        "Console sign-ins",
+        "SELECT eventtime, useridentity.username, sourceipaddress,\n  element_at(responseelements, 'ConsoleLogin') AS outcome, errormessage\nFROM {store}\nWHERE eventname = 'ConsoleLogin'\n  AND eventtime > '{since}'\nORDER BY eventtime DESC\nLIMIT 100",
+    ),
+    (
+        "user-activity",
+        "One user's activity",
+        "SELECT eventtime, eventsource, eventname, awsregion, sourceipaddress, errorcode\nFROM {store}\nWHERE useridentity.username = '{user}'\n  AND eventtime > '{since}'\nORDER BY eventtime DESC\nLIMIT 100",
+    ),
+];
+
+fn queries_main() -> String {
+    let samples: String = SAMPLES
+        .iter()
+        .map(|(id, label, sql)| {
+            format!(
+                "<li><button type=\"button\" class=\"btn subtle small sample\" data-testid=\"sample-{id}\" data-sql=\"{sql}\">{label}</button></li>",
+                sql = esc(sql),
+                label = esc(label),
+            )
+        })
+        .collect();
+    format!(
+        "<div class=\"page-head\"><h1>Queries</h1>\
+<p class=\"lead inline\">SQL over an event data store, as in CloudTrail Lake.</p></div>\
+<div class=\"query-layout\">\
+<section class=\"card editor\" aria-labelledby=\"editor-title\"><h2 id=\"editor-title\" class=\"sr-only\">Query editor</h2>\
+<div class=\"store-row\"><label for=\"store\">Event data store</label>\
+<select id=\"store\" data-testid=\"store-select\" disabled><option value=\"\">Loading...</option></select>\
+<span class=\"store-id\">ID <code data-testid=\"store-id\" id=\"store-id\"></code>\
+<button type=\"button\" class=\"btn subtle small\" data-testid=\"store-id-copy\" id=\"store-id-copy\" aria-label=\"Copy the store ID\" disabled>Copy</button></span>\
+<span class=\"tag\" data-testid=\"store-status\" id=\"store-status\" hidden></span></div>\
+<form id=\"query-form\" class=\"query-form\">\
+<label for=\"sql\">SQL statement</label>\
+<textarea id=\"sql\" name=\"sql\" data-testid=\"sql\" rows=\"8\" spellcheck=\"false\" autocapitalize=\"off\" autocomplete=\"off\" maxlength=\"10000\" aria-describedby=\"sql-hint\"></textarea>\
+<p class=\"hint\" id=\"sql-hint\">The table is the event data store's ID; column names are CloudTrail Lake's (eventtime, eventname, useridentity.username, sourceipaddress...). Times compare as '2024-01-31 23:59:59' (UTC). Ctrl+Enter (\u{2318}+Enter on a Mac) runs the query.</p>\
+<div class=\"query-actions\"><button type=\"submit\" class=\"btn\" data-testid=\"run\">Run query</button>\
+<button type=\"button\" class=\"btn danger\" data-testid=\"cancel\" hidden>Cancel query</button>\
+<span class=\"query-state\" data-testid=\"query-state\" role=\"status\" aria-live=\"polite\"></span>\
+<span class=\"elapsed\" data-testid=\"query-elapsed\" aria-hidden=\"true\"></span></div></form>\
+<div class=\"samples\"><h3 id=\"samples-title\">Sample queries</h3>\
+<ul class=\"sample-list\" aria-labelledby=\"samples-title\">{samples}</ul></div></section>\
+<section class=\"card recent\" aria-labelledby=\"recent-title\"><div class=\"recent-head\"><h2 id=\"recent-title\">Recent queries</h2>\
+<button type=\"button\" class=\"btn subtle small\" data-testid=\"recent-refresh\" aria-label=\"Refresh recent queries\">Refresh</button></div>\
+<p class=\"hint\">This event data store's queries of the last 7 days.</p>\
+<ol class=\"recent-list\" data-testid=\"recent-queries\" id=\"recent-queries\"></ol>\
+<p class=\"empty\" data-testid=\"no-recent\" hidden>No queries yet.</p></section></div>\
+<div class=\"error\" data-testid=\"error\" role=\"alert\" hidden></div>\
+<section class=\"results\" aria-labelledby=\"results-title\" data-testid=\"results\" hidden>\
+<div class=\"results-head\"><h2 id=\"results-title\">Results</h2>\
+<dl class=\"stats\" data-testid=\"query-stats\" id=\"query-stats\"></dl>\
+<button type=\"button\" class=\"btn subtle\" data-testid=\"download-csv\" disabled>Download CSV</button></div>\
+<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" aria-labelledby=\"results-title\"><table class=\"list results-table\" data-testid=\"results-table\" id=\"results-table\">\
+<caption class=\"sr-only\">Query results, columns in the order of the statement.</caption>\
+<thead><tr></tr></thead><tbody></tbody></table></div>\
+<p class=\"empty\" data-testid=\"no-results\" hidden>The query returned no rows.</p>\
+<button type=\"button\" class=\"btn subtle load-more\" data-testid=\"load-more\" hidden>Load more rows</button></section>\
+<p class=\"status\" id=\"status\" aria-live=\"polite\"></p>"
     )
 }
 
@@ -1290,5 +1385,10 @@ mod tests {
         assert!(events_main().contains("data-testid=\"preset-90d\""));
         assert!(events_main().contains("data-testid=\"column-toggle-SourceIpAddress\""));
         assert!(asset_url("console.js").starts_with("/console/assets/console.js?v="));
+        let q = queries_main();
+        assert!(q.contains("data-testid=\"sample-failed-by-ip\""));
+        // A sample's statement is an attribute: its quotes are escaped.
+        assert!(q.contains("WHERE eventname = &#39;ConsoleLogin&#39;"));
+        assert!(!q.contains("= 'ConsoleLogin'"));
     }
 }
