@@ -1216,7 +1216,10 @@ async fn edit_tags(
     let t = match taggable(state, caller, id, Need::Home)? {
         Taggable::Trail(t) => t,
         Taggable::Store(s) => {
-            let lake = state.lake.as_deref().ok_or_else(|| resource_not_found(id))?;
+            let lake = state
+                .lake
+                .as_deref()
+                .ok_or_else(|| resource_not_found(id))?;
             let mut current = tags_of(&s.tags);
             apply(&mut current)?;
             let tags = tags_json(&current).as_array().cloned().unwrap_or_default();

@@ -67,7 +67,11 @@ pub fn register(ctx: &SessionContext) {
         Kind::Json,
     )));
     ctx.register_udf(ScalarUDF::new_from_impl(ElementAt::new()));
-    ctx.register_udf(ScalarUDF::new_from_impl(Simple::new("sha256_hex", 1, Kind::Sha256)));
+    ctx.register_udf(ScalarUDF::new_from_impl(Simple::new(
+        "sha256_hex",
+        1,
+        Kind::Sha256,
+    )));
 }
 
 /// `eventjsonchecksum`: the SHA-256 of the record text, in hex.

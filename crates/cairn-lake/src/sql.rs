@@ -281,7 +281,8 @@ pub fn session(
 ) -> Result<SessionContext, LakeError> {
     let mut config = SessionConfig::new()
         .with_target_partitions(limits.partitions)
-        .with_information_schema(false);
+        .with_information_schema(false)
+        .with_extension(Arc::new(HotRows::default()));
     let opts = config.options_mut();
     opts.execution.parquet.pushdown_filters = true;
     opts.execution.parquet.reorder_filters = true;
@@ -362,6 +363,10 @@ fn store_view(
     .map_err(df_internal)?;
     Ok(ViewTable::new(plan, None))
 }
+
+/// Events a query read from the hot set (memory scans keep no metrics of their own).
+#[derive(Debug, Default)]
+struct HotRows(std::sync::atomic::AtomicU64);
 
 /// Every event of one account: its segment files and its hot set.
 #[derive(Debug)]
@@ -484,6 +489,10 @@ impl TableProvider for AccountTable {
             plans.push(format.create_physical_plan(state, config).await?);
         }
         if !snap.hot.is_empty() {
+            if let Some(h) = state.config().get_extension::<HotRows>() {
+                let n: usize = snap.hot.iter().map(RecordBatch::num_rows).sum();
+                h.0.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+            }
             plans.push(MemorySourceConfig::try_new_exec(
                 &[snap.hot],
                 schema.clone(),
@@ -585,12 +594,19 @@ pub async fn run(
         }
         text_rows(&batch, &opts, &mut rows).map_err(|e| RunError::Internal(e.to_string()))?;
     }
-    let (scanned, matched, bytes) = plan_counts(&physical);
+    let (mut scanned, mut matched, bytes, unfiltered) = plan_counts(&physical);
+    if let Some(h) = ctx.state().config().get_extension::<HotRows>() {
+        let hot = h.0.load(std::sync::atomic::Ordering::Relaxed);
+        scanned += hot;
+        if unfiltered {
+            matched += hot;
+        }
+    }
     Ok(Answer {
         columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
         rows,
         events_scanned: scanned,
-        events_matched: matched,
+        events_matched: matched.min(scanned),
         bytes_scanned: bytes,
     })
 }
@@ -618,8 +634,9 @@ fn text_rows(
 }
 
 /// Events scanned (rows read from segments and the hot set), events matched (rows that
-/// passed the first filter above a scan) and bytes read, from the plan's metrics.
-fn plan_counts(plan: &Arc<dyn ExecutionPlan>) -> (u64, u64, u64) {
+/// passed the first filter above a scan) and bytes read, from the plan's metrics; and
+/// whether no filter was above the scans.
+fn plan_counts(plan: &Arc<dyn ExecutionPlan>) -> (u64, u64, u64, bool) {
     fn is_scan(p: &Arc<dyn ExecutionPlan>) -> bool {
         p.name() == "DataSourceExec"
     }
@@ -651,10 +668,11 @@ fn plan_counts(plan: &Arc<dyn ExecutionPlan>) -> (u64, u64, u64) {
         below
     }
     let (mut s, mut m, mut b) = (0, 0, 0);
-    if walk(plan, &mut s, &mut m, &mut b) {
+    let unfiltered = walk(plan, &mut s, &mut m, &mut b);
+    if unfiltered {
         m = s;
     }
-    (s, m, b)
+    (s, m, b, unfiltered)
 }
 
 #[cfg(test)]
