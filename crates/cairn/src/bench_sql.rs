@@ -40,6 +40,7 @@ import duckdb
 spec = json.load(sys.stdin)
 con = duckdb.connect()
 con.execute("SET threads TO %d" % spec["threads"])
+con.execute("SET enable_progress_bar = false")
 for q in spec["queries"]:
     times = []
     rows = None
@@ -281,7 +282,10 @@ fn duckdb(args: &BenchArgs, statements: &[String]) -> Result<Vec<(f64, usize)>> 
         );
     }
     let mut res = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+    {
         let v: serde_json::Value = serde_json::from_str(line)?;
         res.push((
             v["median_ms"].as_f64().unwrap_or(0.0),
