@@ -46,6 +46,14 @@ impl Input {
         }
     }
 
+    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(type_error(name, "true or false")),
+        }
+    }
+
     pub fn req_str(&self, name: &str) -> Result<&str, ApiError> {
         self.opt_str(name)?.ok_or_else(|| {
             ApiError::bad("InvalidParameterException", format!("{name} is required"))

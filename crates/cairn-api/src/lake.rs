@@ -38,17 +38,6 @@ fn lake(state: &AppState) -> Result<&cairn_lake::Lake, ApiError> {
     })
 }
 
-fn opt_bool(input: &Input, name: &str) -> Result<Option<bool>, ApiError> {
-    match input.0.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(ApiError::bad(
-            "SerializationException",
-            format!("{name} must be a boolean"),
-        )),
-    }
-}
-
 fn opt_string(input: &Input, name: &str) -> Result<Option<String>, ApiError> {
     Ok(input.opt_str(name)?.map(str::to_owned))
 }
@@ -89,13 +78,13 @@ pub async fn dispatch(
             let req = CreateRequest {
                 name: input.req_str("Name")?.to_owned(),
                 selectors: input.list("AdvancedEventSelectors")?.map(Value::Array),
-                multi_region: opt_bool(input, "MultiRegionEnabled")?,
-                organization: opt_bool(input, "OrganizationEnabled")?,
+                multi_region: input.opt_bool("MultiRegionEnabled")?,
+                organization: input.opt_bool("OrganizationEnabled")?,
                 retention_days: retention(input)?,
-                termination_protection: opt_bool(input, "TerminationProtectionEnabled")?,
+                termination_protection: input.opt_bool("TerminationProtectionEnabled")?,
                 tags: input.list("TagsList")?.unwrap_or_default(),
                 kms_key_id: opt_string(input, "KmsKeyId")?,
-                start_ingestion: opt_bool(input, "StartIngestion")?,
+                start_ingestion: input.opt_bool("StartIngestion")?,
                 billing_mode: opt_string(input, "BillingMode")?,
             };
             let s = reg.create(account, req, now())?;
@@ -132,10 +121,10 @@ pub async fn dispatch(
             let req = UpdateRequest {
                 name: opt_string(input, "Name")?,
                 selectors: input.list("AdvancedEventSelectors")?.map(Value::Array),
-                multi_region: opt_bool(input, "MultiRegionEnabled")?,
-                organization: opt_bool(input, "OrganizationEnabled")?,
+                multi_region: input.opt_bool("MultiRegionEnabled")?,
+                organization: input.opt_bool("OrganizationEnabled")?,
                 retention_days: retention(input)?,
-                termination_protection: opt_bool(input, "TerminationProtectionEnabled")?,
+                termination_protection: input.opt_bool("TerminationProtectionEnabled")?,
                 kms_key_id: opt_string(input, "KmsKeyId")?,
                 billing_mode: opt_string(input, "BillingMode")?,
             };

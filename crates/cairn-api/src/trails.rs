@@ -83,17 +83,6 @@ async fn blocking<T: Send + 'static>(
 // Reading members
 // ------------------------------------------------------------------------------------------
 
-fn opt_bool(input: &Input, name: &str) -> Result<Option<bool>, ApiError> {
-    match input.0.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(ApiError::bad(
-            "SerializationException",
-            format!("{name} must be true or false"),
-        )),
-    }
-}
-
 /// An optional string where the empty string means "none" (how UpdateTrail clears a member).
 fn opt_text<'a>(input: &'a Input, name: &str) -> Result<Option<&'a str>, ApiError> {
     Ok(input.opt_str(name)?.filter(|s| !s.is_empty()))
@@ -370,7 +359,7 @@ fn refuse_unsupported(input: &Input) -> Result<(), ApiError> {
             ));
         }
     }
-    if opt_bool(input, "IsOrganizationTrail")? == Some(true) {
+    if input.opt_bool("IsOrganizationTrail")? == Some(true) {
         return Err(ApiError::new(
             "OrganizationsNotInUseException",
             404,
@@ -552,10 +541,12 @@ pub async fn create_trail(
         check_topic(t)?;
     }
     refuse_unsupported(input)?;
-    let global = opt_bool(input, "IncludeGlobalServiceEvents")?.unwrap_or(true);
-    let multi = opt_bool(input, "IsMultiRegionTrail")?.unwrap_or(false);
-    let validation = opt_bool(input, "EnableLogFileValidation")?.unwrap_or(false);
-    let recursive = opt_bool(input, "RecursiveLogging")?;
+    let global = input
+        .opt_bool("IncludeGlobalServiceEvents")?
+        .unwrap_or(true);
+    let multi = input.opt_bool("IsMultiRegionTrail")?.unwrap_or(false);
+    let validation = input.opt_bool("EnableLogFileValidation")?.unwrap_or(false);
+    let recursive = input.opt_bool("RecursiveLogging")?;
     if multi && !global {
         return Err(combination_error());
     }
@@ -606,10 +597,10 @@ pub async fn update_trail(
         check_topic(tp)?;
     }
     refuse_unsupported(input)?;
-    let global = opt_bool(input, "IncludeGlobalServiceEvents")?;
-    let multi = opt_bool(input, "IsMultiRegionTrail")?;
-    let validation = opt_bool(input, "EnableLogFileValidation")?;
-    let recursive = opt_bool(input, "RecursiveLogging")?;
+    let global = input.opt_bool("IncludeGlobalServiceEvents")?;
+    let multi = input.opt_bool("IsMultiRegionTrail")?;
+    let validation = input.opt_bool("EnableLogFileValidation")?;
+    let recursive = input.opt_bool("RecursiveLogging")?;
     if !global.unwrap_or(t.include_global_service_events) && multi.unwrap_or(t.multi_region) {
         return Err(combination_error());
     }
@@ -683,7 +674,7 @@ pub fn describe_trails(
     caller: &Caller,
     input: &Input,
 ) -> Result<Value, ApiError> {
-    let shadows = opt_bool(input, "includeShadowTrails")?.unwrap_or(true);
+    let shadows = input.opt_bool("includeShadowTrails")?.unwrap_or(true);
     let names = input.list("trailNameList")?.unwrap_or_default();
     let region = &caller.region;
     let mine = state.trails.of_account(&caller.account_id);

@@ -492,16 +492,8 @@ impl QueryManager {
 
     /// The account's queries of the last 7 days over store `store_id`, newest first.
     pub fn list(&self, account: &str, store_id: &str) -> Vec<QueryInfo> {
-        let now = cairn_event::now_ms();
-        let mut out: Vec<QueryInfo> = self
-            .entries
-            .lock()
-            .values()
-            .map(|e| e.info.lock().clone())
-            .filter(|i| i.account == account && now - i.created_ms <= KEEP_MS)
-            .filter(|i| i.store_ids.iter().any(|s| s == store_id))
-            .collect();
-        out.sort_by(|a, b| b.created_ms.cmp(&a.created_ms).then(a.id.cmp(&b.id)));
+        let mut out = self.recent(account);
+        out.retain(|i| i.store_ids.iter().any(|s| s == store_id));
         out
     }
 

@@ -196,6 +196,25 @@ impl Plan {
     }
 }
 
+/// Stores the plan's events in `store`, in batches of 1,000, as received `now`.
+pub(crate) fn store_backlog(store: &Store, plan: &Plan, events: usize, now: i64) -> Result<()> {
+    let mut buf = Vec::new();
+    let mut i = 0;
+    while i < events {
+        let n = 1000.min(events - i);
+        let mut batch = Vec::with_capacity(n);
+        for k in i..i + n {
+            buf.clear();
+            plan.write_event(k, &mut buf);
+            let raw = buf.strip_suffix(b"\n").unwrap_or(&buf);
+            batch.push(cairn_event::normalise(raw, ACCOUNT, now)?);
+        }
+        store.append_blocking(ACCOUNT, batch)?;
+        i += n;
+    }
+    Ok(())
+}
+
 pub(crate) struct Child9(Child);
 
 impl Drop for Child9 {

@@ -62,21 +62,8 @@ pub fn run(args: &BenchArgs, plan: Arc<Plan>) -> Result<()> {
         },
     )?);
     let now = cairn_event::now_ms();
-    let mut buf = Vec::new();
-    let mut i = 0;
     let started = Instant::now();
-    while i < args.events {
-        let n = 1000.min(args.events - i);
-        let mut batch = Vec::with_capacity(n);
-        for k in i..i + n {
-            buf.clear();
-            plan.write_event(k, &mut buf);
-            let raw = buf.strip_suffix(b"\n").unwrap_or(&buf);
-            batch.push(cairn_event::normalise(raw, ACCOUNT, now)?);
-        }
-        store.append_blocking(ACCOUNT, batch)?;
-        i += n;
-    }
+    crate::bench::store_backlog(&store, &plan, args.events, now)?;
     println!(
         "stored {} events in {:.1} s (not part of the measure)",
         args.events,

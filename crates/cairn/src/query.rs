@@ -166,36 +166,12 @@ fn table(columns: &[String], rows: &[Vec<Option<String>>]) -> String {
     )
 }
 
-fn csv_field(out: &mut String, v: &str) {
-    if v.contains([',', '"', '\n', '\r']) {
-        out.push('"');
-        out.push_str(&v.replace('"', "\"\""));
-        out.push('"');
-    } else {
-        out.push_str(v);
-    }
-}
-
 fn csv(columns: &[String], rows: &[Vec<Option<String>>]) -> String {
-    let mut out = String::new();
-    for (line, cells) in
-        std::iter::once(columns.iter().map(|c| Some(c.as_str())).collect::<Vec<_>>())
-            .chain(
-                rows.iter()
-                    .map(|r| r.iter().map(Option::as_deref).collect()),
-            )
-            .enumerate()
-    {
-        let _ = line;
-        for (i, v) in cells.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            csv_field(&mut out, v.unwrap_or(""));
-        }
-        out.push('\n');
-    }
-    out
+    cairn_lake::queries::to_csv(&cairn_lake::sql::Answer {
+        columns: columns.to_vec(),
+        rows: rows.to_vec(),
+        ..Default::default()
+    })
 }
 
 fn json_rows(columns: &[String], rows: &[Vec<Option<String>>]) -> String {
