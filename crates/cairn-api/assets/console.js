@@ -1,4 +1,4 @@
-// Cairn console: Event history, Queries, Trails and Settings. Plain JavaScript, no build step and no
+// Cairn console: Event history, Insights, Queries, Trails and Settings. Plain JavaScript, no build step and no
 // framework: this file is embedded in the binary as it is. Text from events is only ever set
 // with textContent.
 'use strict';
@@ -1136,6 +1136,856 @@
   }
 
   // ---------------------------------------------------------------------------------------
+  // Insights: CloudTrail Insights events, one row per incident, and the rate around one
+
+  const INSIGHT_RANGES = { '24h': 864e5, '7d': 7 * 864e5, '30d': 30 * 864e5, '90d': 90 * 864e5 };
+  const DEFAULT_INSIGHT_RANGE = '90d';
+  const INSIGHT_TYPES = { ApiCallRateInsight: 'API call rate', ApiErrorRateInsight: 'API error rate' };
+  const ATTRIBUTIONS = { userIdentityArn: 'User identity ARN', userAgent: 'User agent', errorCode: 'Error code' };
+  /** Insights records read for one view at most (100 pages). */
+  const INSIGHT_RECORDS_MAX = 5000;
+  /** Minutes of ordinary activity shown on each side of an incident. */
+  const CHART_MARGIN_MIN = 60;
+  /** Bucket sizes (minutes) the chart may use when 1-minute buckets would be too many. */
+  const CHART_STEPS = [2, 3, 5, 10, 15, 20, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080];
+  const MIN_MS = 6e4;
+
+  /** A per-minute rate, rounded to what a reader can use: 0.0000882, 0.667, 4.33, 15.3, 1,234. */
+  function fmtRate(x) {
+    if (x === null || x === undefined || x === '') return '-';
+    x = Number(x);
+    if (!isFinite(x)) return '-';
+    if (x === 0) return '0';
+    const a = Math.abs(x);
+    if (a >= 100) return Math.round(x).toLocaleString('en');
+    if (a >= 10) return String(Math.round(x * 10) / 10);
+    const digits = Math.min(15, Math.max(0, 2 - Math.floor(Math.log10(a))));
+    const s = x.toFixed(digits);
+    return s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
+  }
+
+  /** Minutes as `45 min`, `2 h 5 min`, `3 days 4 h`. */
+  function fmtMinutes(m) {
+    if (m === null || m === undefined || m === '' || !isFinite(Number(m))) return '-';
+    m = Math.round(Number(m));
+    if (m < 60) return `${m} min`;
+    if (m < 1440) return `${Math.floor(m / 60)} h` + (m % 60 ? ` ${m % 60} min` : '');
+    const d = Math.floor(m / 1440);
+    const h = Math.round((m % 1440) / 60);
+    return `${d} day${d === 1 ? '' : 's'}` + (h ? ` ${h} h` : '');
+  }
+
+  /** `13:37` (UTC), with the date when `withDate`. */
+  function fmtClock(ms, withDate) {
+    const d = new Date(ms);
+    const clock = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+    return withDate ? `${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ${clock}` : clock;
+  }
+
+  const fmtDay = (ms) => new Date(ms).toISOString().slice(0, 10);
+
+  /** Text that may wrap after its dots and between the words of a camel-case name only. */
+  function breakable(text) {
+    const frag = document.createDocumentFragment();
+    String(text).split(/(?<=\.)|(?<=[a-z])(?=[A-Z])/).forEach((part, i) => {
+      if (i) frag.append(document.createElement('wbr'));
+      frag.append(part);
+    });
+    return frag;
+  }
+
+  /** A round number at or above `x` (1, 2, 2.5, 5 times a power of ten). */
+  function niceCeil(x) {
+    if (!(x > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(x)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= x - 1e-12) return m * p;
+    return 10 * p;
+  }
+
+  function insightsPage() {
+    const rangeBox = $('[data-testid="insights-range"]');
+    const filterInput = $('[data-testid="insights-filter"]');
+    const refreshButton = $('[data-testid="insights-refresh"]');
+    const table = $('#insights-table');
+    const tbody = $('tbody', table);
+    const noInsights = $('[data-testid="no-insights"]');
+    const noMatches = $('[data-testid="no-matches"]');
+    const card = $('#insight-detail');
+    const title = $('#insight-title');
+    const sub = $('#insight-sub');
+    const eventsLink = $('#insight-events-link');
+    const chart = $('#insight-chart');
+    const summary = $('#chart-summary');
+    const readout = $('#chart-readout');
+    const statsBox = $('#insight-stats');
+    const attributionsBox = $('#insight-attributions');
+    const recordsBox = $('#insight-records');
+
+    let state = null; // {range, q, insight}
+    let incidents = []; // newest first
+    const byId = new Map();
+    let loaded = false;
+    let failed = false;
+    let truncated = false;
+    let listGen = 0;
+    let detailGen = 0;
+    let shown = null; // the incident in the card
+    let series = null; // the chart's data: {from, stepMs, per, rates, partial, completeFrom, unit}
+    let cursor = -1;
+
+    // -- The view in the URL ----------------------------------------------------------
+
+    function readState() {
+      const q = new URLSearchParams(location.search);
+      const range = q.get('range');
+      return {
+        range: INSIGHT_RANGES[range] ? range : DEFAULT_INSIGHT_RANGE,
+        q: q.get('q') || '',
+        insight: q.get('insight') || '',
+      };
+    }
+
+    function urlOf(st) {
+      const q = new URLSearchParams();
+      if (st.insight) q.set('insight', st.insight);
+      q.set('range', st.range);
+      if (st.q) q.set('q', st.q);
+      return location.pathname + '?' + q.toString();
+    }
+
+    function setState(next, { replace = false } = {}) {
+      state = next;
+      const url = urlOf(state);
+      if (url === location.pathname + location.search) return;
+      if (replace) history.replaceState(null, '', url);
+      else history.pushState(null, '', url);
+    }
+
+    // -- Records and incidents --------------------------------------------------------
+
+    function parseRecord(e) {
+      let rec = {};
+      try { rec = JSON.parse(e.CloudTrailEvent || '{}') || {}; } catch (err) { rec = {}; }
+      const timeMs = e.EventTime !== undefined ? Math.round(Number(e.EventTime) * 1000) : Date.parse(rec.eventTime);
+      return { rec, raw: e.CloudTrailEvent || JSON.stringify(rec), timeMs };
+    }
+
+    const detailsOf = (r) => (r && r.rec && r.rec.insightDetails) || {};
+    const statsOf = (r) => {
+      const ctx = detailsOf(r).insightContext || {};
+      return ctx.statistics || {};
+    };
+    const num = (v) => (v === undefined || v === null || v === '' || !isFinite(Number(v)) ? null : Number(v));
+
+    /** The incidents of a list of Insights records: Start and End paired by sharedEventID. */
+    function pair(records) {
+      const map = new Map();
+      for (const r of records) {
+        const id = r.rec.sharedEventID || r.rec.eventID;
+        if (!id) continue;
+        const slot = map.get(id) || { id, start: null, end: null };
+        if (detailsOf(r).state === 'End') slot.end = slot.end || r;
+        else slot.start = slot.start || r;
+        map.set(id, slot);
+      }
+      return [...map.values()].map(incident);
+    }
+
+    function incident(slot) {
+      const main = slot.end || slot.start;
+      const d = detailsOf(main);
+      const st = statsOf(main);
+      const duration = num(st.insightDuration);
+      const endMs = slot.end ? slot.end.timeMs : null;
+      let startMs = slot.start ? slot.start.timeMs : null;
+      // The Start record is older than the range: its time, from the End record's duration.
+      const derivedStart = startMs === null;
+      if (derivedStart) startMs = endMs - (duration || 0) * MIN_MS;
+      const startStats = slot.start ? statsOf(slot.start) : {};
+      return {
+        id: slot.id,
+        start: slot.start,
+        end: slot.end,
+        startMs,
+        endMs,
+        derivedStart,
+        ongoing: !slot.end,
+        source: d.eventSource || '',
+        name: d.eventName || '',
+        type: d.insightType || '',
+        errorCode: d.errorCode || '',
+        region: main.rec.awsRegion || '',
+        baseline: num((st.baseline || {}).average),
+        average: num((st.insight || {}).average),
+        startAverage: num((startStats.insight || {}).average),
+        duration,
+        baselineDuration: num(st.baselineDuration),
+      };
+    }
+
+    const typeLabel = (inc) => INSIGHT_TYPES[inc.type] || inc.type || 'Insight';
+    const isErrorRate = (inc) => inc.type === 'ApiErrorRateInsight';
+    const unitOf = (inc) => (isErrorRate(inc) ? 'errors per minute' : 'calls per minute');
+
+    function matches(inc, q) {
+      if (!q) return true;
+      const needle = q.trim().toLowerCase();
+      return !needle || inc.source.toLowerCase().includes(needle) || inc.name.toLowerCase().includes(needle);
+    }
+
+    // -- The list ---------------------------------------------------------------------
+
+    function timeCell(col, ms, note) {
+      const td = el('td', { 'data-col': col });
+      const [date, ...clock] = fmtTime(ms).split(' ');
+      td.append(el('time', { datetime: new Date(ms).toISOString() },
+        el('span', { class: 'date', text: date }), ' ', el('span', { class: 'clock', text: clock.join(' ') })));
+      if (note) td.append(el('span', { class: 'sub', text: note }));
+      return td;
+    }
+
+    function row(inc) {
+      const tr = el('tr', {
+        'data-testid': 'insight-row', 'data-insight-id': inc.id, tabindex: '0',
+        'aria-label': `${inc.name} (${inc.source}), ${typeLabel(inc)}${inc.errorCode ? ' ' + inc.errorCode : ''}, from ${fmtTime(inc.startMs)}${inc.ongoing ? ', ongoing' : ' to ' + fmtTime(inc.endMs)}`,
+      });
+      if (state.insight === inc.id) { tr.classList.add('selected'); tr.setAttribute('aria-current', 'true'); }
+      tr.append(timeCell('start', inc.startMs, inc.derivedStart ? 'before the range' : ''));
+      if (inc.ongoing) {
+        tr.append(el('td', { 'data-col': 'end' }, el('span', { class: 'tag warn', 'data-testid': 'ongoing', text: 'Ongoing' })));
+      } else {
+        tr.append(timeCell('end', inc.endMs));
+      }
+      tr.append(el('td', { 'data-col': 'source' }, breakable(inc.source)));
+      tr.append(el('td', { 'data-col': 'name', class: 'strong' }, breakable(inc.name)));
+      const type = el('td', { 'data-col': 'type' }, el('span', { class: isErrorRate(inc) ? 'tag bad' : 'tag info', text: isErrorRate(inc) ? 'Error rate' : 'Call rate' }));
+      if (inc.errorCode) type.append(el('span', { class: 'sub', 'data-testid': 'insight-error-code', text: inc.errorCode }));
+      tr.append(type);
+      tr.append(el('td', { 'data-col': 'baseline', class: 'num', text: fmtRate(inc.baseline) }));
+      tr.append(el('td', { 'data-col': 'insight', class: 'num' }, el('strong', { text: fmtRate(inc.average) })));
+      tr.append(el('td', { 'data-col': 'duration', class: 'num', text: inc.duration === null ? '-' : fmtMinutes(inc.duration) + (inc.ongoing ? ' so far' : '') }));
+      return tr;
+    }
+
+    function rowOf(id) {
+      return $$('tr[data-insight-id]', tbody).find((tr) => tr.dataset.insightId === id) || null;
+    }
+
+    function renderRows() {
+      const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('tr[data-insight-id]');
+      const focusedId = focused ? focused.dataset.insightId : null;
+      const visible = incidents.filter((inc) => matches(inc, state.q));
+      tbody.textContent = '';
+      const frag = document.createDocumentFragment();
+      for (const inc of visible) frag.append(row(inc));
+      tbody.append(frag);
+      table.hidden = loaded && incidents.length === 0;
+      noInsights.hidden = !loaded || failed || incidents.length > 0;
+      noMatches.hidden = !loaded || incidents.length === 0 || visible.length > 0;
+      if (!loaded) setStatus(failed ? '' : 'Loading Insights events...');
+      else if (incidents.length) {
+        const n = visible.length;
+        const of = n === incidents.length ? '' : ` of ${incidents.length}`;
+        setStatus(`${n}${of} insight${incidents.length === 1 ? '' : 's'} in the last ${rangeText(state.range)}` +
+          (truncated ? ` (the newest ${INSIGHT_RECORDS_MAX.toLocaleString('en')} records only: pick a shorter range for the rest).` : '.'));
+      } else setStatus('');
+      if (focusedId) {
+        const tr = rowOf(focusedId);
+        if (tr) tr.focus();
+      }
+    }
+
+    const rangeText = (r) => ({ '24h': '24 hours', '7d': '7 days', '30d': '30 days', '90d': '90 days' }[r] || r);
+
+    async function lookupAll(body, gen, isCurrent, limit) {
+      const out = [];
+      let token = null;
+      let more = false;
+      do {
+        const page = await api(CT + 'LookupEvents', token ? { ...body, NextToken: token } : body);
+        if (!isCurrent(gen)) return null;
+        for (const e of page.Events || []) out.push(parseRecord(e));
+        token = page.NextToken || null;
+        if (token && out.length >= limit) { more = true; break; }
+      } while (token);
+      return { records: out, more };
+    }
+
+    async function loadList({ keepDetail = false } = {}) {
+      const gen = ++listGen;
+      showError(null);
+      loaded = false;
+      failed = false;
+      renderRows();
+      refreshButton.disabled = true;
+      const now = Date.now();
+      const body = {
+        EventCategory: 'insight', MaxResults: 50,
+        StartTime: Math.floor((now - INSIGHT_RANGES[state.range]) / 1000), EndTime: Math.ceil(now / 1000),
+      };
+      let got;
+      try {
+        got = await lookupAll(body, gen, (g) => g === listGen, INSIGHT_RECORDS_MAX);
+        if (!got) return;
+      } catch (err) {
+        if (gen !== listGen) return;
+        failed = true;
+        loaded = true;
+        incidents = [];
+        byId.clear();
+        refreshButton.disabled = false;
+        renderRows();
+        showError(describeError(err, 'look up Insights events'));
+        return;
+      }
+      truncated = got.more;
+      incidents = pair(got.records).sort((a, b) => b.startMs - a.startMs || (a.id < b.id ? -1 : 1));
+      byId.clear();
+      for (const inc of incidents) byId.set(inc.id, inc);
+      loaded = true;
+      refreshButton.disabled = false;
+      renderRows();
+      showSelected({ reload: !keepDetail });
+    }
+
+    // -- Selection --------------------------------------------------------------------
+
+    function markSelected() {
+      for (const tr of $$('tr[data-insight-id]', tbody)) {
+        const on = tr.dataset.insightId === state.insight;
+        tr.classList.toggle('selected', on);
+        if (on) tr.setAttribute('aria-current', 'true');
+        else tr.removeAttribute('aria-current');
+      }
+    }
+
+    function select(id, { focusCard = true } = {}) {
+      if (state.insight === id && !card.hidden && shown && shown.id === id) {
+        if (focusCard) card.focus();
+        return;
+      }
+      if (state.insight !== id) setState({ ...state, insight: id });
+      markSelected();
+      showSelected({ reload: true, focusCard });
+    }
+
+    function closeCard() {
+      if (card.hidden) return false;
+      const id = state.insight;
+      setState({ ...state, insight: '' });
+      markSelected();
+      hideCard();
+      const tr = id ? rowOf(id) : null;
+      if (tr) tr.focus();
+      return true;
+    }
+
+    function hideCard() {
+      detailGen++;
+      shown = null;
+      series = null;
+      card.hidden = true;
+    }
+
+    /** Shows the incident the URL names (if the list has it). */
+    function showSelected({ reload = true, focusCard = false } = {}) {
+      if (!state.insight) { hideCard(); return; }
+      if (!loaded) return;
+      const inc = byId.get(state.insight);
+      if (!inc) {
+        hideCard();
+        if (!failed) {
+          showError({
+            title: 'This insight is not in the chosen time range.',
+            detail: `No Insights event with the shared event ID ${state.insight} in the last ${rangeText(state.range)}: pick a longer range, or it is older than Cairn keeps.`,
+          });
+        }
+        return;
+      }
+      if (!reload && shown && shown.id === inc.id) { renderCard(inc, false); return; }
+      // Shown first, so that the chart is drawn at the card's width.
+      card.hidden = false;
+      renderCard(inc, true);
+      if (focusCard) card.focus();
+    }
+
+    // -- The card ---------------------------------------------------------------------
+
+    /** The Events page over the events behind the incident. */
+    function eventsHref(inc) {
+      const q = new URLSearchParams();
+      q.set('start', String(Math.floor(inc.startMs / 1000)));
+      q.set('end', inc.ongoing ? 'now' : String(Math.ceil(inc.endMs / 1000)));
+      q.append('f', 'EventSource:' + inc.source);
+      q.append('f', 'EventName:' + inc.name);
+      if (inc.region) q.append('f', 'AwsRegion:' + inc.region);
+      if (isErrorRate(inc) && inc.errorCode) q.append('f', 'ErrorCode:' + inc.errorCode);
+      return '/console/events?' + q.toString();
+    }
+
+    function renderCard(inc, fresh) {
+      const gen = fresh ? ++detailGen : detailGen;
+      shown = inc;
+      title.textContent = `${inc.name} \u00b7 ${typeLabel(inc)}${inc.errorCode ? ` (${inc.errorCode})` : ''}`;
+      sub.textContent = `${inc.source}${inc.region ? ' in ' + inc.region : ''} \u00b7 ${fmtTime(inc.startMs)} \u2192 ${inc.ongoing ? 'ongoing' : fmtTime(inc.endMs)}`;
+      eventsLink.href = eventsHref(inc);
+      eventsLink.title = `Event history: ${inc.source} ${inc.name}${isErrorRate(inc) && inc.errorCode ? ' failing with ' + inc.errorCode : ''}, during the insight`;
+      renderStats(inc);
+      renderAttributions(inc);
+      renderRecords(inc);
+      if (fresh) {
+        series = null;
+        cursor = -1;
+        readout.textContent = '';
+        drawChart(inc);
+        loadSeries(inc, gen);
+        if (!inc.start) findStart(inc, gen);
+      }
+    }
+
+    function renderStats(inc) {
+      statsBox.textContent = '';
+      const ratio = inc.baseline > 0 && inc.average !== null ? inc.average / inc.baseline : null;
+      const unit = unitOf(inc);
+      const items = [
+        ['Type', 'type', typeLabel(inc) + (inc.errorCode ? ': ' + inc.errorCode : '')],
+        ['State', 'state', inc.ongoing ? 'Ongoing (no End event yet)' : 'Ended'],
+        ['Start', 'start', fmtTime(inc.startMs) + (inc.derivedStart ? ' (from the End event)' : '')],
+        ['End', 'end', inc.ongoing ? '-' : fmtTime(inc.endMs)],
+        ['Duration', 'duration', inc.duration === null ? '-' : fmtMinutes(inc.duration)],
+        ['Baseline average', 'baseline', inc.baseline === null ? '-' : `${fmtRate(inc.baseline)} ${unit}`],
+        ['Insight average', 'insight', inc.average === null ? '-' : `${fmtRate(inc.average)} ${unit}` +
+          (ratio !== null ? ` (${ratio >= 10 ? Math.round(ratio).toLocaleString('en') : ratio.toFixed(1)}\u00d7 the baseline)` : '')],
+      ];
+      if (inc.end && inc.start && inc.startAverage !== null) {
+        items.push(['At the start', 'start-average', `${fmtRate(inc.startAverage)} ${unit} in the first minute`]);
+      }
+      items.push(
+        ['Baseline period', 'baseline-duration', inc.baselineDuration === null ? '-' : `${fmtMinutes(inc.baselineDuration)} before the start`],
+        ['AWS region', 'region', inc.region || '-'],
+        ['Shared event ID', 'shared-event-id', inc.id, true],
+      );
+      for (const [label, field, value, mono] of items) {
+        statsBox.append(el('dt', { text: label }), el('dd', { 'data-field': field, class: mono ? 'mono' : null, text: value }));
+      }
+    }
+
+    function renderAttributions(inc) {
+      attributionsBox.textContent = '';
+      const ctx = detailsOf(inc.end || inc.start).insightContext || {};
+      const list = Array.isArray(ctx.attributions) ? ctx.attributions : [];
+      if (!list.length) {
+        attributionsBox.append(el('p', { class: 'none', 'data-testid': 'no-attributions', text: 'These Insights events carry no attributions.' }));
+        return;
+      }
+      const order = Object.keys(ATTRIBUTIONS);
+      const sorted = [...list].sort((a, b) => {
+        const i = order.indexOf(a.attribute);
+        const j = order.indexOf(b.attribute);
+        return (i < 0 ? 99 : i) - (j < 0 ? 99 : j);
+      });
+      for (const a of sorted) {
+        const name = String(a.attribute || '');
+        const label = ATTRIBUTIONS[name] || name;
+        const values = new Map();
+        for (const side of ['insight', 'baseline']) {
+          for (const v of Array.isArray(a[side]) ? a[side] : []) {
+            const key = v && v.value !== undefined && v.value !== null ? String(v.value) : 'null';
+            const entry = values.get(key) || { value: key, insight: null, baseline: null };
+            entry[side] = num(v.average);
+            values.set(key, entry);
+          }
+        }
+        const shownValue = (v) => (v === 'null' || v === '' ? (name === 'errorCode' ? 'None' : '(none)') : v);
+        const rows = [...values.values()].map((v) => el('tr', { 'data-testid': 'attribution-row', 'data-value': v.value },
+          el('th', { scope: 'row', class: name === 'errorCode' ? '' : 'mono', 'data-col': 'value', text: shownValue(v.value) }),
+          el('td', { 'data-col': 'insight', class: 'num', text: fmtRate(v.insight) }),
+          el('td', { 'data-col': 'baseline', class: 'num', text: fmtRate(v.baseline) })));
+        attributionsBox.append(el('div', { class: 'table-wrap attribution' },
+          el('table', { class: 'list', 'data-testid': `attribution-${name}` },
+            el('caption', { text: label }),
+            el('thead', {}, el('tr', {},
+              el('th', { scope: 'col', text: 'Value' }),
+              el('th', { scope: 'col', class: 'num', text: 'Insight average' }),
+              el('th', { scope: 'col', class: 'num', text: 'Baseline average' }))),
+            el('tbody', {}, rows))));
+      }
+      attributionsBox.append(el('p', { class: 'hint', text: `Averages are ${unitOf(inc)}: during the insight, and over the baseline period before it.` }));
+    }
+
+    function recordBlock(label, testid, r, missing) {
+      const wrap = el('div', { class: 'record' });
+      if (!r) {
+        wrap.append(el('h4', { text: label }), el('p', { class: 'none', 'data-testid': testid + '-missing', text: missing }));
+        return wrap;
+      }
+      const text = prettyJson(r.raw);
+      const copy = el('button', { type: 'button', class: 'btn subtle small', 'data-testid': testid + '-copy', 'aria-label': `Copy the ${label}` }, 'Copy JSON');
+      copy.addEventListener('click', async () => {
+        const ok = await copyText(text);
+        copy.textContent = ok ? 'Copied' : 'Copy failed: select the text';
+        setTimeout(() => { copy.textContent = 'Copy JSON'; }, 2000);
+      });
+      wrap.append(el('h4', {}, label, copy), el('pre', { class: 'json', 'data-testid': testid, tabindex: '0', 'aria-label': label, text }));
+      return wrap;
+    }
+
+    function renderRecords(inc) {
+      recordsBox.textContent = '';
+      recordsBox.append(
+        recordBlock('Start record', 'start-json', inc.start, inc.derivedStart ? 'The Start event is older than the time range; looking for it...' : 'No Start event.'),
+        recordBlock('End record', 'end-json', inc.end, 'No End event yet: the insight is ongoing.'),
+      );
+    }
+
+    /** The Start record of an incident whose Start is before the range. */
+    async function findStart(inc, gen) {
+      const t = inc.startMs;
+      const body = {
+        EventCategory: 'insight', MaxResults: 50,
+        LookupAttributes: [{ AttributeKey: 'EventName', AttributeValue: inc.name }],
+        StartTime: Math.floor((t - 2 * 36e5) / 1000), EndTime: Math.ceil((t + 2 * 36e5) / 1000),
+      };
+      let found = null;
+      try {
+        const got = await lookupAll(body, gen, (g) => g === detailGen, 500);
+        if (!got) return;
+        found = got.records.find((r) => r.rec.sharedEventID === inc.id && detailsOf(r).state === 'Start') || null;
+      } catch (err) {
+        found = null;
+      }
+      if (gen !== detailGen || shown !== inc) return;
+      if (found) {
+        inc.start = found;
+        inc.startMs = found.timeMs;
+        inc.derivedStart = false;
+        inc.startAverage = num((statsOf(found).insight || {}).average);
+        renderCard(inc, false);
+        drawChart(inc);
+      } else {
+        const missing = $('[data-testid="start-json-missing"]', recordsBox);
+        if (missing) missing.textContent = 'The Start event is older than Cairn keeps.';
+      }
+    }
+
+    $('[data-testid="insight-close"]').addEventListener('click', closeCard);
+
+    // -- The chart --------------------------------------------------------------------
+
+    /** The window and buckets of the chart: an hour each side, 1-minute buckets when at most
+     * 500 cover it, else the smallest coarser step that fits. */
+    function chartWindow(inc) {
+      const now = Date.now();
+      const end = inc.ongoing ? now : inc.endMs;
+      const from = Math.floor((inc.startMs - CHART_MARGIN_MIN * MIN_MS) / MIN_MS) * MIN_MS;
+      let to = Math.ceil((end + CHART_MARGIN_MIN * MIN_MS) / MIN_MS) * MIN_MS;
+      to = Math.min(to, Math.ceil(now / MIN_MS) * MIN_MS);
+      if (to <= from) to = from + MIN_MS;
+      const minutes = (to - from) / MIN_MS;
+      let per = 1;
+      if (minutes > 500) per = CHART_STEPS.find((s) => minutes / s <= 500) || Math.ceil(minutes / 500);
+      const buckets = Math.ceil(minutes / per);
+      return { from, to: from + buckets * per * MIN_MS, per, buckets };
+    }
+
+    function countAttributes(inc) {
+      const attrs = [
+        { AttributeKey: 'EventSource', AttributeValue: inc.source },
+        { AttributeKey: 'EventName', AttributeValue: inc.name },
+      ];
+      if (inc.region) attrs.push({ AttributeKey: 'AwsRegion', AttributeValue: inc.region });
+      if (isErrorRate(inc)) {
+        if (inc.errorCode) attrs.push({ AttributeKey: 'ErrorCode', AttributeValue: inc.errorCode });
+      } else {
+        attrs.push({ AttributeKey: 'ReadOnly', AttributeValue: 'false' });
+      }
+      return attrs;
+    }
+
+    async function loadSeries(inc, gen) {
+      const w = chartWindow(inc);
+      chart.setAttribute('aria-busy', 'true');
+      summary.textContent = 'Counting the calls around the insight...';
+      let out;
+      try {
+        out = await api(CAIRN + 'CountEvents', {
+          LookupAttributes: countAttributes(inc), StartTime: w.from / 1000, EndTime: w.to / 1000, Buckets: w.buckets,
+        });
+      } catch (err) {
+        if (gen !== detailGen) return;
+        chart.removeAttribute('aria-busy');
+        series = null;
+        const why = err.code === 'AccessDeniedException' ? 'not allowed' : err.code === 'UnknownOperationException' ? 'this server cannot count events' : err.message;
+        summary.textContent = `The rate chart is unavailable: ${why}.`;
+        drawChart(inc);
+        return;
+      }
+      if (gen !== detailGen) return;
+      const stepMs = Math.max(1000, Number(out.BucketSeconds || 0) * 1000) || w.per * MIN_MS;
+      const n = Math.max(1, Math.ceil((w.to - w.from) / stepMs));
+      const counts = new Array(n).fill(0);
+      for (const b of out.Buckets || []) {
+        const i = Math.floor((b.Start * 1000 - w.from) / stepMs);
+        if (i >= 0 && i < n) counts[i] += Number(b.Count) || 0;
+      }
+      // Buckets that begin after now are not drawn.
+      const now = Date.now();
+      let last = n;
+      while (last > 1 && w.from + (last - 1) * stepMs > now) last--;
+      const perMin = stepMs / MIN_MS;
+      series = {
+        from: w.from, stepMs, perMin, counts: counts.slice(0, last),
+        rates: counts.slice(0, last).map((c) => c / perMin),
+        total: Number(out.Total) || 0,
+        partial: !!out.Partial, completeFrom: out.CompleteFrom ? out.CompleteFrom * 1000 : w.from,
+      };
+      chart.removeAttribute('aria-busy');
+      drawChart(inc);
+    }
+
+    /** Tick times: a round step giving at most `max` labels. */
+    function timeTicks(from, to, max) {
+      const steps = [1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080, 20160, 43200].map((m) => m * MIN_MS);
+      const step = steps.find((s) => (to - from) / s <= max) || steps[steps.length - 1];
+      const out = [];
+      for (let t = Math.ceil(from / step) * step; t <= to; t += step) out.push(t);
+      return { ticks: out, step };
+    }
+
+    function svgText(x, y, text, cls, anchor) {
+      const t = svgEl('text', { x: x.toFixed(1), y: y.toFixed(1), class: cls, 'text-anchor': anchor || 'start' });
+      t.textContent = text;
+      return t;
+    }
+
+    function drawChart(inc) {
+      inc = inc || shown;
+      chart.textContent = '';
+      if (!inc) return;
+      const W = Math.max(280, Math.round(chart.getBoundingClientRect().width) || 800);
+      const H = Math.max(180, Math.round(chart.getBoundingClientRect().height) || 260);
+      chart.setAttribute('viewBox', `0 0 ${W} ${H}`);
+      const narrow = W < 520;
+      const M = { left: narrow ? 44 : 56, right: narrow ? 10 : 18, top: 22, bottom: 30 };
+      const pw = W - M.left - M.right;
+      const ph = H - M.top - M.bottom;
+      const w = chartWindow(inc);
+      const from = series ? series.from : w.from;
+      const to = series ? series.from + series.rates.length * series.stepMs : w.to;
+      const unit = unitOf(inc);
+      const rates = series ? series.rates : [];
+      const top = niceCeil(Math.max(inc.baseline || 0, inc.average || 0, ...rates, 0.001) * 1.08);
+      const x = (t) => M.left + ((t - from) / Math.max(1, to - from)) * pw;
+      const y = (v) => M.top + ph - (Math.min(v, top) / top) * ph;
+      chart.dataset.points = String(rates.length);
+      chart.dataset.bucketMinutes = series ? String(series.perMin) : '';
+
+      // The grid and the y axis: calls (or errors) per minute.
+      const grid = svgEl('g', { class: 'grid' });
+      for (let i = 0; i <= 4; i++) {
+        const v = (top * i) / 4;
+        const yy = y(v);
+        grid.append(svgEl('line', { x1: M.left, x2: M.left + pw, y1: yy.toFixed(1), y2: yy.toFixed(1), class: i === 0 ? 'axis' : 'gridline' }));
+        grid.append(svgText(M.left - 6, yy + 4, fmtRate(v), 'tick y-tick', 'end'));
+      }
+      chart.append(grid);
+      chart.append(svgText(M.left, 12, unit.charAt(0).toUpperCase() + unit.slice(1), 'axis-title', 'start'));
+
+      // The insight, shaded.
+      const endMs = inc.ongoing ? Math.min(Date.now(), to) : inc.endMs;
+      const x0 = Math.max(M.left, x(inc.startMs));
+      const x1 = Math.min(M.left + pw, Math.max(x0 + 2, x(endMs)));
+      chart.append(svgEl('rect', { class: 'insight-period', 'data-testid': 'insight-period', x: x0.toFixed(1), y: M.top, width: (x1 - x0).toFixed(1), height: ph }));
+      chart.append(svgText((x0 + x1) / 2, M.top + 12, inc.ongoing ? 'Insight (ongoing)' : 'Insight', 'period-label', 'middle'));
+
+      // The x axis: times (UTC).
+      const span = to - from;
+      const { ticks } = timeTicks(from, to, Math.max(2, Math.floor(pw / (span > 36 * 36e5 ? 90 : 64))));
+      const axis = svgEl('g', { class: 'x-axis' });
+      for (const t of ticks) {
+        const xx = x(t);
+        axis.append(svgEl('line', { x1: xx.toFixed(1), x2: xx.toFixed(1), y1: M.top + ph, y2: M.top + ph + 4, class: 'axis' }));
+        axis.append(svgText(xx, H - 10, span > 36 * 36e5 ? fmtClock(t, true) : fmtClock(t, false), 'tick x-tick', 'middle'));
+      }
+      chart.append(axis);
+
+      // The rate, per bucket.
+      if (rates.length) {
+        const pts = rates.map((v, i) => [x(from + (i + 0.5) * series.stepMs), y(v)]);
+        const line = pts.map((p, i) => `${i ? 'L' : 'M'}${p[0].toFixed(1)},${p[1].toFixed(1)}`).join('');
+        const area = `${line}L${pts[pts.length - 1][0].toFixed(1)},${y(0).toFixed(1)}L${pts[0][0].toFixed(1)},${y(0).toFixed(1)}Z`;
+        chart.append(svgEl('path', { class: 'rate-area', d: area }));
+        chart.append(svgEl('path', { class: 'rate-line', 'data-testid': 'rate-line', d: line }));
+        const dots = svgEl('g', { class: 'rate-points' });
+        const bw = pw / rates.length;
+        rates.forEach((v, i) => {
+          const bucketStart = from + i * series.stepMs;
+          const c = svgEl('circle', {
+            class: v > 0 ? 'rate-point' : 'rate-point zero', 'data-testid': 'rate-point',
+            cx: pts[i][0].toFixed(1), cy: pts[i][1].toFixed(1), r: rates.length > 150 ? 1.5 : 2.5, 'data-rate': v,
+          });
+          dots.append(c);
+          // A target over the whole bucket, for the pointer's tooltip.
+          const hit = svgEl('rect', { class: 'hit', x: (M.left + i * bw).toFixed(1), y: M.top, width: Math.max(1, bw).toFixed(1), height: ph });
+          const tip = svgEl('title');
+          tip.textContent = `${fmtTime(bucketStart)}: ${fmtRate(v)} ${unit}`;
+          hit.append(tip);
+          dots.append(hit);
+        });
+        chart.append(dots);
+      }
+
+      // The baseline, dashed.
+      if (inc.baseline !== null) {
+        const yb = y(inc.baseline);
+        chart.append(svgEl('line', { class: 'baseline-line', 'data-testid': 'baseline-line', 'data-value': inc.baseline, x1: M.left, x2: M.left + pw, y1: yb.toFixed(1), y2: yb.toFixed(1) }));
+        chart.append(svgText(M.left + pw - 4, Math.max(M.top + 10, yb - 5), `Baseline ${fmtRate(inc.baseline)}`, 'baseline-label', 'end'));
+      }
+      if (cursor >= 0 && series && cursor < rates.length) {
+        const bw = pw / rates.length;
+        chart.append(svgEl('rect', { class: 'cursor', x: (M.left + cursor * bw).toFixed(1), y: M.top, width: Math.max(2, bw).toFixed(1), height: ph }));
+      }
+
+      describeChart(inc, from, to);
+    }
+
+    function describeChart(inc, from, to) {
+      const what = `${inc.name} ${unitOf(inc)}${isErrorRate(inc) && inc.errorCode ? ` ending in ${inc.errorCode}` : ''}`;
+      const sameDay = fmtDay(from) === fmtDay(to - 1);
+      const when = sameDay ? `from ${fmtClock(from)} to ${fmtClock(to)} UTC on ${fmtDay(from)}` : `from ${fmtTime(from)} to ${fmtTime(to)}`;
+      chart.setAttribute('aria-label', `Chart of ${what} around the insight, against the baseline`);
+      if (!series) {
+        if (chart.getAttribute('aria-busy') !== 'true' && summary.textContent.startsWith('Counting')) summary.textContent = '';
+        return;
+      }
+      const inside = [];
+      const outside = [];
+      series.rates.forEach((v, i) => {
+        const t = series.from + i * series.stepMs;
+        const endMs = inc.ongoing ? Date.now() : inc.endMs;
+        if (t + series.stepMs > inc.startMs && t < endMs) inside.push(v);
+        else outside.push(v);
+      });
+      const peak = inside.length ? Math.max(...inside) : 0;
+      const around = outside.length ? outside.reduce((a, b) => a + b, 0) / outside.length : 0;
+      const step = series.perMin === 1 ? 'minute by minute' : `in steps of ${fmtMinutes(series.perMin)} (averaged per minute)`;
+      const text = `${what.charAt(0).toUpperCase() + what.slice(1)} in ${inc.region || 'the region'} ${when}, ${step}. ` +
+        `During the insight (shaded) the rate peaked at ${fmtRate(peak)} per minute; around it, it averaged ${fmtRate(around)}. ` +
+        `The dashed line is the baseline, ${fmtRate(inc.baseline)} per minute.` +
+        (series.partial ? ` Counts before ${fmtTime(series.completeFrom)} are partial.` : '');
+      summary.textContent = text;
+    }
+
+    function showCursor() {
+      drawChart(shown);
+      if (!series || cursor < 0) { readout.textContent = ''; return; }
+      const t = series.from + cursor * series.stepMs;
+      const v = series.rates[cursor];
+      const span = series.perMin === 1 ? fmtTime(t) : `${fmtTime(t)} \u2013 ${fmtTime(t + series.stepMs)}`;
+      readout.textContent = `${span}: ${fmtRate(v)} ${unitOf(shown)} (${series.counts[cursor]} event${series.counts[cursor] === 1 ? '' : 's'}).`;
+    }
+
+    chart.addEventListener('keydown', (e) => {
+      if (!series || !series.rates.length) return;
+      const n = series.rates.length;
+      if (e.key === 'ArrowRight' || e.key === 'ArrowLeft' || e.key === 'Home' || e.key === 'End') {
+        e.preventDefault();
+        if (e.key === 'Home') cursor = 0;
+        else if (e.key === 'End') cursor = n - 1;
+        else if (cursor < 0) {
+          // Start at the insight.
+          cursor = Math.max(0, Math.min(n - 1, Math.floor((shown.startMs - series.from) / series.stepMs)));
+        } else cursor = Math.max(0, Math.min(n - 1, cursor + (e.key === 'ArrowRight' ? 1 : -1)));
+        showCursor();
+      }
+    });
+    chart.addEventListener('blur', () => { if (cursor >= 0) { cursor = -1; showCursor(); } });
+
+    let lastWidth = 0;
+    if ('ResizeObserver' in window) {
+      new ResizeObserver(() => {
+        const w = Math.round(chart.getBoundingClientRect().width);
+        if (w && w !== lastWidth && shown) { lastWidth = w; drawChart(shown); }
+      }).observe(chart);
+    }
+
+    // -- Table interaction ------------------------------------------------------------
+
+    tbody.addEventListener('click', (e) => {
+      const tr = e.target.closest('tr[data-insight-id]');
+      if (!tr) return;
+      const sel = window.getSelection && window.getSelection();
+      if (sel && sel.type === 'Range' && String(sel).length > 0) return;
+      select(tr.dataset.insightId);
+    });
+
+    tbody.addEventListener('keydown', (e) => {
+      const tr = e.target.closest('tr[data-insight-id]');
+      if (!tr) return;
+      if (e.target === tr && (e.key === 'Enter' || e.key === ' ')) {
+        e.preventDefault();
+        select(tr.dataset.insightId);
+      } else if (e.key === 'ArrowDown' || e.key === 'ArrowUp') {
+        const next = e.key === 'ArrowDown' ? tr.nextElementSibling : tr.previousElementSibling;
+        if (next) {
+          e.preventDefault();
+          next.focus();
+          if (!card.hidden) select(next.dataset.insightId, { focusCard: false });
+        }
+      }
+    });
+
+    document.addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape' || document.querySelector('dialog[open]')) return;
+      if (closeCard()) e.preventDefault();
+    });
+
+    // -- The toolbar ------------------------------------------------------------------
+
+    function showControls() {
+      for (const r of $$('input[name="range"]', rangeBox)) r.checked = r.value === state.range;
+      if (filterInput.value !== state.q) filterInput.value = state.q;
+    }
+
+    rangeBox.addEventListener('change', (e) => {
+      const r = e.target.closest('input[name="range"]');
+      if (!r || r.value === state.range) return;
+      setState({ ...state, range: r.value });
+      loadList({ keepDetail: true });
+    });
+
+    let typing = 0;
+    filterInput.addEventListener('input', () => {
+      clearTimeout(typing);
+      const q = filterInput.value;
+      state = { ...state, q };
+      renderRows();
+      // The URL follows the filter once typing pauses.
+      typing = setTimeout(() => setState({ ...state, q }, { replace: true }), 300);
+    });
+    $('#insights-filter-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      clearTimeout(typing);
+      setState({ ...state, q: filterInput.value }, { replace: true });
+    });
+
+    refreshButton.addEventListener('click', () => loadList());
+
+    window.addEventListener('popstate', () => {
+      const before = state;
+      state = readState();
+      showControls();
+      if (before.range !== state.range) { loadList({ keepDetail: true }); return; }
+      renderRows();
+      showSelected({ reload: !shown || shown.id !== state.insight });
+    });
+
+    state = readState();
+    showControls();
+    loadList();
+  }
+
+  // ---------------------------------------------------------------------------------------
   // Queries: CloudTrail Lake SQL over an event data store
 
   const DEFAULT_STORE = 'cairn-default';
@@ -2011,6 +2861,7 @@
   function start() {
     const page = document.body.dataset.page;
     if (page === 'events') eventsPage();
+    else if (page === 'insights') insightsPage();
     else if (page === 'queries') queriesPage();
     else if (page === 'trails') trailsPage();
     else if (page === 'settings') settingsPage();

@@ -1,7 +1,7 @@
-//! The browser console: server-rendered page shells (Event history, Queries, Trails,
-//! Settings) whose small script and style sheet are embedded in the binary, and the two console endpoints a
-//! page cannot do with the JSON API: downloads of a whole filtered result (CSV or JSON,
-//! streamed) and a live stream of new events (Server-Sent Events).
+//! The browser console: server-rendered page shells (Event history, Insights, Queries,
+//! Trails, Settings) whose small script and style sheet are embedded in the binary, and the
+//! two console endpoints a page cannot do with the JSON API: downloads of a whole filtered
+//! result (CSV or JSON, streamed) and a live stream of new events (Server-Sent Events).
 //!
 //! A page's view lives in its URL: `start` and `end` (epoch seconds, `now`, `now-<n><unit>`
 //! with unit `s`, `m`, `h`, `d` or `w`, an ISO 8601 time, or `all` for no start), and one
@@ -13,6 +13,12 @@
 //! data store (`store`), the statement (`sql`) and, once run, the query's ID (`query`), so
 //! that a link shows the same results again (or runs the statement again once the results
 //! are gone).
+//!
+//! The Insights page lists the account's Insights events (LookupEvents with `EventCategory`
+//! `insight`), one row per incident (the Start and End records that share a
+//! `sharedEventID`), and charts an incident's per-minute rate with CountEvents. Its URL holds
+//! the time range (`range`: `24h`, `7d`, `30d` or `90d`), the text filter (`q`) and the
+//! incident shown (`insight`, its `sharedEventID`).
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -44,6 +50,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console", get(console_root))
         .route("/console/", get(console_root))
         .route("/console/events", get(events_page))
+        .route("/console/insights", get(insights_page))
         .route("/console/queries", get(queries_page))
         .route("/console/trails", get(trails_page))
         .route("/console/settings", get(settings_page))
@@ -139,6 +146,7 @@ async fn asset(Path(name): Path<String>, uri: Uri, headers: HeaderMap) -> Respon
 #[derive(Clone, Copy, PartialEq)]
 enum Page {
     Events,
+    Insights,
     Queries,
     Trails,
     Settings,
@@ -225,6 +233,15 @@ async fn events_page(
     page(&state, &uri, &headers, &extensions, Page::Events)
 }
 
+async fn insights_page(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Response {
+    page(&state, &uri, &headers, &extensions, Page::Insights)
+}
+
 async fn queries_page(
     State(state): State<Arc<AppState>>,
     uri: Uri,
@@ -269,6 +286,7 @@ fn page(
     let admin = decide(&caller, "iam:ListUsers", "*") == cairn_policy::Decision::Allow;
     let (title, main) = match which {
         Page::Events => ("Event history", events_main()),
+        Page::Insights => ("Insights", insights_main()),
         Page::Queries => ("Queries", queries_main()),
         Page::Trails => ("Trails", trails_main()),
         Page::Settings => ("Settings", settings_main(admin)),
@@ -290,6 +308,7 @@ fn shell(caller: &Caller, csrf: &str, which: Page, admin: bool, title: &str, mai
     let mut nav = String::new();
     let mut links = vec![
         (Page::Events, "/console/events", "Event history"),
+        (Page::Insights, "/console/insights", "Insights"),
         (Page::Queries, "/console/queries", "Queries"),
         (Page::Trails, "/console/trails", "Trails"),
     ];
@@ -306,6 +325,7 @@ fn shell(caller: &Caller, csrf: &str, which: Page, admin: bool, title: &str, mai
     }
     let page = match which {
         Page::Events => "events",
+        Page::Insights => "insights",
         Page::Queries => "queries",
         Page::Trails => "trails",
         Page::Settings => "settings",
@@ -393,6 +413,66 @@ fn events_main() -> String {
 <div class=\"details-head\"><h2 id=\"details-title\">Event details</h2>\
 <button type=\"button\" class=\"btn subtle\" data-testid=\"details-close\" aria-label=\"Close event details\">Close</button></div>\
 <div class=\"details-body\" id=\"details-body\"></div></aside>"
+    )
+}
+
+/// The time ranges of the Insights page: (id, label). The last is the default: Insights
+/// found in imported history can be old.
+pub const INSIGHT_RANGES: [(&str, &str); 4] = [
+    ("24h", "24 hours"),
+    ("7d", "7 days"),
+    ("30d", "30 days"),
+    ("90d", "90 days"),
+];
+
+fn insights_main() -> String {
+    let ranges: String = INSIGHT_RANGES
+        .iter()
+        .map(|(id, label)| {
+            format!(
+                "<input type=\"radio\" name=\"range\" id=\"range-{id}\" value=\"{id}\" data-testid=\"insights-range-{id}\">\
+<label for=\"range-{id}\">{label}</label>"
+            )
+        })
+        .collect();
+    format!(
+        "<div class=\"page-head\"><h1>Insights</h1>\
+<p class=\"lead inline\">Unusual rates of API calls and errors, each against its API's baseline.</p></div>\
+<div class=\"toolbar\">\
+<fieldset class=\"segmented\" data-testid=\"insights-range\"><legend>Last</legend>{ranges}</fieldset>\
+<form class=\"filter-form\" id=\"insights-filter-form\" role=\"search\" aria-label=\"Filter insights\">\
+<label class=\"sr-only\" for=\"insights-filter\">Event source or event name contains</label>\
+<input id=\"insights-filter\" data-testid=\"insights-filter\" type=\"search\" autocomplete=\"off\" spellcheck=\"false\" placeholder=\"Filter by event source or name\"></form>\
+<button type=\"button\" class=\"btn subtle\" data-testid=\"insights-refresh\">Refresh</button></div>\
+<div class=\"error\" data-testid=\"error\" role=\"alert\" hidden></div>\
+<div class=\"table-wrap\"><table class=\"list insights\" data-testid=\"insights-table\" id=\"insights-table\">\
+<caption class=\"sr-only\">Insights, newest first, one row per incident. Press Enter on a row for its chart and details.</caption>\
+<thead><tr><th scope=\"col\">Start time</th><th scope=\"col\">End time</th><th scope=\"col\">Event source</th>\
+<th scope=\"col\">Event name</th><th scope=\"col\">Type</th>\
+<th scope=\"col\" class=\"num\">Baseline <span class=\"unit\">per minute</span></th>\
+<th scope=\"col\" class=\"num\">Insight <span class=\"unit\">per minute</span></th>\
+<th scope=\"col\" class=\"num\">Duration</th></tr></thead><tbody></tbody></table></div>\
+<div class=\"empty-state\" data-testid=\"no-insights\" hidden><p><strong>No Insights events in this time range.</strong></p>\
+<p>Insights are turned on per trail or event data store with PutInsightSelectors, for example \
+<code>aws cloudtrail put-insight-selectors --trail-name my-trail --insight-selectors '[{{\"InsightType\": \"ApiCallRateInsight\"}}, {{\"InsightType\": \"ApiErrorRateInsight\"}}]'</code>. \
+Each incident then shows here, from its Start to its End event, when an API's rate of calls or errors departs from its baseline.</p></div>\
+<p class=\"empty\" data-testid=\"no-matches\" hidden>No insight in this time range matches the filter.</p>\
+<p class=\"status\" id=\"status\" aria-live=\"polite\"></p>\
+<section class=\"card insight-detail\" data-testid=\"insight-detail\" id=\"insight-detail\" aria-labelledby=\"insight-title\" tabindex=\"-1\" hidden>\
+<div class=\"insight-head\"><h2 id=\"insight-title\">Insight</h2>\
+<a class=\"btn subtle small\" data-testid=\"insight-events-link\" id=\"insight-events-link\" href=\"/console/events\">View the events behind it</a>\
+<button type=\"button\" class=\"btn subtle small\" data-testid=\"insight-close\" aria-label=\"Close the insight\">Close</button></div>\
+<p class=\"insight-sub\" id=\"insight-sub\"></p>\
+<figure class=\"insight-chart\">\
+<svg data-testid=\"insight-chart\" id=\"insight-chart\" role=\"img\" aria-describedby=\"chart-summary\" tabindex=\"0\"></svg>\
+<figcaption id=\"chart-summary\" data-testid=\"chart-summary\"></figcaption>\
+<p class=\"chart-readout\" id=\"chart-readout\" data-testid=\"chart-readout\" aria-live=\"polite\"></p></figure>\
+<div class=\"insight-grid\">\
+<section aria-labelledby=\"insight-stats-title\"><h3 id=\"insight-stats-title\">Statistics</h3>\
+<dl class=\"summary\" data-testid=\"insight-stats\" id=\"insight-stats\"></dl></section>\
+<section aria-labelledby=\"insight-attr-title\"><h3 id=\"insight-attr-title\">Attributions</h3>\
+<div data-testid=\"insight-attributions\" id=\"insight-attributions\"></div></section></div>\
+<h3>Records</h3><div class=\"insight-records\" id=\"insight-records\"></div></section>"
     )
 }
 
@@ -1385,6 +1465,9 @@ mod tests {
         assert!(events_main().contains("data-testid=\"preset-90d\""));
         assert!(events_main().contains("data-testid=\"column-toggle-SourceIpAddress\""));
         assert!(asset_url("console.js").starts_with("/console/assets/console.js?v="));
+        let i = insights_main();
+        assert!(i.contains("data-testid=\"insights-range-90d\""));
+        assert!(i.contains("PutInsightSelectors"));
         let q = queries_main();
         assert!(q.contains("data-testid=\"sample-failed-by-ip\""));
         // A sample's statement is an attribute: its quotes are escaped.
