@@ -120,6 +120,12 @@ const D = incident({
   baseline: 0.05, startAverage: 2, average: 1.25,
 });
 
+// E: S3 GetObject (data events, reads) at 20 a minute for 3 minutes, two months ago.
+const E = incident({
+  source: 's3.amazonaws.com', name: 'GetObject', region: 'eu-west-1',
+  startMs: T - 60 * 1440 * MIN, endMs: T - 60 * 1440 * MIN + 3 * MIN, baseline: 0.5, startAverage: 20, average: 20,
+});
+
 function calls() {
   const out = [];
   // A: 40 calls in the insight; one every 10 minutes in the hour each side; and calls that are
@@ -142,13 +148,23 @@ function calls() {
     }
   }
   for (let k = 0; k < 5; k++) out.push(call({ timeMs: B.startMs + k * 2 * MIN + 30_000, source: 'iam.amazonaws.com', name: 'DeleteUser', user: 'alana' }));
+  // E: 60 reads of objects.
+  for (let m = 0; m < 3; m++) {
+    for (let j = 0; j < 20; j++) {
+      out.push({
+        ...call({ timeMs: E.startMs + m * MIN + j * 2500, source: 's3.amazonaws.com', name: 'GetObject', region: 'eu-west-1', readOnly: true }),
+        managementEvent: false, eventCategory: 'Data',
+        resources: [{ type: 'AWS::S3::Object', ARN: 'arn:aws:s3:::reports/q3.csv' }],
+      });
+    }
+  }
   return out;
 }
 
 let prepared = false;
 function prepare() {
   if (prepared) return;
-  s.cairn.importRecords([...calls(), ...A.records, ...B.records, ...C.records, ...D.records]);
+  s.cairn.importRecords([...calls(), ...A.records, ...B.records, ...C.records, ...D.records, ...E.records]);
   prepared = true;
 }
 
@@ -271,7 +287,7 @@ s.test('no insights yet: the page says how to turn Insights on', async () => {
 s.test('the list: one row per incident, newest first; the range and the filter', async () => {
   prepare();
   const page = await insightsPage();
-  await waitForIds(page, [C.shared, A.shared, D.shared, B.shared]);
+  await waitForIds(page, [C.shared, A.shared, D.shared, B.shared, E.shared]);
 
   assert.deepEqual(await rowCells(page, A.shared), {
     start: shown(A.startMs), end: shown(A.endMs), source: 'ec2.amazonaws.com', name: 'RunInstances',
@@ -286,7 +302,7 @@ s.test('the list: one row per incident, newest first; the range and the filter',
   assert.equal(c.insight, '6');
   assert.equal(c.duration, '1 min so far');
   assert.equal(await page.locator(`${ROW}[data-insight-id="${C.shared}"] [data-testid=ongoing]`).count(), 1);
-  assert.match(await page.locator('#status').innerText(), /^4 insights in the last 90 days\./);
+  assert.match(await page.locator('#status').innerText(), /^5 insights in the last 90 days\./);
   await screenshot(page, 'insights-list');
 
   // The last 24 hours: D began before it (its start comes from its End record's duration).
@@ -318,13 +334,15 @@ s.test('the list: one row per incident, newest first; the range and the filter',
   await page.click('[data-testid=insights-refresh]');
   await listed(page);
   await waitForIds(page, [C.shared, A.shared, D.shared, B.shared]);
+  await page.click('label[for=range-90d]');
+  await waitForIds(page, [C.shared, A.shared, D.shared, B.shared, E.shared]);
   assert.deepEqual(pageErrors(page), []);
 });
 
 s.test('an insight\'s card: the rate against the baseline, statistics, attributions, records', async () => {
   prepare();
   const page = await insightsPage();
-  await waitForIds(page, [C.shared, A.shared, D.shared, B.shared]);
+  await waitForIds(page, [C.shared, A.shared, D.shared, B.shared, E.shared]);
   await page.locator(`${ROW}[data-insight-id="${A.shared}"]`).click();
   await cardOf(page, A.shared);
   assert.equal(param(page, 'insight'), A.shared);
@@ -430,6 +448,17 @@ s.test('an insight\'s card: the rate against the baseline, statistics, attributi
   assert.deepEqual(pageErrors(page), []);
 });
 
+s.test('a data-event insight counts the API\'s reads', async () => {
+  prepare();
+  const page = await insightsPage(LAPTOP, `?insight=${E.shared}`);
+  await cardOf(page, E.shared);
+  const f = await chartFacts(page);
+  assert.equal(f.points, 123);
+  assert.deepEqual(f.rates.slice(60, 63), [20, 20, 20]);
+  assert.equal(f.rates.reduce((a, b) => a + b, 0), 60);
+  assert.match(f.label, /GetObject calls per minute/);
+});
+
 s.test('the URL reproduces the view; back and forward; an insight outside the range', async () => {
   prepare();
   const page = await insightsPage(LAPTOP, `?insight=${B.shared}&range=30d&q=iam`);
@@ -488,7 +517,8 @@ s.test('"View the events behind it" opens Event history on them', async () => {
   await eventually(() => new URL(page.url()).pathname === '/console/events', { message: 'Event history' });
   const url = new URL(page.url());
   assert.equal(url.searchParams.get('start'), String(A.startMs / 1000));
-  assert.equal(url.searchParams.get('end'), String(A.endMs / 1000));
+  // Up to the End event's time, which is the end of the insight's last minute.
+  assert.equal(url.searchParams.get('end'), String(A.endMs / 1000 - 1));
   assert.deepEqual(url.searchParams.getAll('f'), ['EventSource:ec2.amazonaws.com', 'EventName:RunInstances', 'AwsRegion:us-east-1']);
   // The 40 calls of the burst (not the other region's).
   await waitForRows(page, 40);

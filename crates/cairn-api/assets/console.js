@@ -1514,8 +1514,11 @@
     /** The Events page over the events behind the incident. */
     function eventsHref(inc) {
       const q = new URLSearchParams();
-      q.set('start', String(Math.floor(inc.startMs / 1000)));
-      q.set('end', inc.ongoing ? 'now' : String(Math.ceil(inc.endMs / 1000)));
+      // The End event's time is the end of the incident's last minute: the range stops a
+      // second before it (event times are whole seconds; the Events page's end is inclusive).
+      const start = Math.floor(inc.startMs / 1000);
+      q.set('start', String(start));
+      q.set('end', inc.ongoing ? 'now' : String(Math.max(start, Math.ceil(inc.endMs / 1000) - 1)));
       q.append('f', 'EventSource:' + inc.source);
       q.append('f', 'EventName:' + inc.name);
       if (inc.region) q.append('f', 'AwsRegion:' + inc.region);
@@ -1688,7 +1691,9 @@
       return { from, to: from + buckets * per * MIN_MS, per, buckets };
     }
 
-    function countAttributes(inc) {
+    /** The filters of the calls an insight counts: an error rate, the API's calls ending in
+     * its error code; a call rate, the API's write calls (all its calls for data events). */
+    async function countAttributes(inc) {
       const attrs = [
         { AttributeKey: 'EventSource', AttributeValue: inc.source },
         { AttributeKey: 'EventName', AttributeValue: inc.name },
@@ -1696,10 +1701,28 @@
       if (inc.region) attrs.push({ AttributeKey: 'AwsRegion', AttributeValue: inc.region });
       if (isErrorRate(inc)) {
         if (inc.errorCode) attrs.push({ AttributeKey: 'ErrorCode', AttributeValue: inc.errorCode });
-      } else {
+      } else if (!(await isDataApi(inc, attrs))) {
         attrs.push({ AttributeKey: 'ReadOnly', AttributeValue: 'false' });
       }
       return attrs;
+    }
+
+    /** Whether the insight's API records data events (whose reads count too): one of its
+     * calls during the insight says. */
+    async function isDataApi(inc, attrs) {
+      const endMs = inc.ongoing ? Date.now() : Math.max(inc.endMs, inc.startMs + MIN_MS);
+      try {
+        const out = await api(CT + 'LookupEvents', {
+          LookupAttributes: attrs, MaxResults: 1,
+          StartTime: Math.floor(inc.startMs / 1000), EndTime: Math.ceil(endMs / 1000),
+        });
+        const e = (out.Events || [])[0];
+        if (!e) return false;
+        const rec = parseRecord(e).rec;
+        return rec.eventCategory === 'Data' || rec.managementEvent === false;
+      } catch (err) {
+        return false;
+      }
     }
 
     async function loadSeries(inc, gen) {
@@ -1708,8 +1731,10 @@
       summary.textContent = 'Counting the calls around the insight...';
       let out;
       try {
+        const attrs = await countAttributes(inc);
+        if (gen !== detailGen) return;
         out = await api(CAIRN + 'CountEvents', {
-          LookupAttributes: countAttributes(inc), StartTime: w.from / 1000, EndTime: w.to / 1000, Buckets: w.buckets,
+          LookupAttributes: attrs, StartTime: w.from / 1000, EndTime: w.to / 1000, Buckets: w.buckets,
         });
       } catch (err) {
         if (gen !== detailGen) return;
