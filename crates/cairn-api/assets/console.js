@@ -1379,7 +1379,7 @@
       const frag = document.createDocumentFragment();
       for (const inc of visible) frag.append(row(inc));
       tbody.append(frag);
-      table.hidden = loaded && incidents.length === 0;
+      table.parentElement.hidden = loaded && incidents.length === 0;
       noInsights.hidden = !loaded || failed || incidents.length > 0;
       noMatches.hidden = !loaded || incidents.length === 0 || visible.length > 0;
       if (!loaded) setStatus(failed ? '' : 'Loading Insights events...');

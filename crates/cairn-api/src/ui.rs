@@ -453,9 +453,9 @@ fn insights_main() -> String {
 <th scope=\"col\" class=\"num\">Insight <span class=\"unit\">per minute</span></th>\
 <th scope=\"col\" class=\"num\">Duration</th></tr></thead><tbody></tbody></table></div>\
 <div class=\"empty-state\" data-testid=\"no-insights\" hidden><p><strong>No Insights events in this time range.</strong></p>\
-<p>Insights are turned on per trail or event data store with PutInsightSelectors, for example \
-<code>aws cloudtrail put-insight-selectors --trail-name my-trail --insight-selectors '[{{\"InsightType\": \"ApiCallRateInsight\"}}, {{\"InsightType\": \"ApiErrorRateInsight\"}}]'</code>. \
-Each incident then shows here, from its Start to its End event, when an API's rate of calls or errors departs from its baseline.</p></div>\
+<p>Insights are turned on per trail or event data store with PutInsightSelectors, for example:</p>\
+<code>aws cloudtrail put-insight-selectors --trail-name my-trail --insight-selectors '[{{\"InsightType\": \"ApiCallRateInsight\"}}, {{\"InsightType\": \"ApiErrorRateInsight\"}}]'</code>\
+<p>Each incident then shows here, from its Start to its End event, when an API's rate of calls or errors departs from its baseline.</p></div>\
 <p class=\"empty\" data-testid=\"no-matches\" hidden>No insight in this time range matches the filter.</p>\
 <p class=\"status\" id=\"status\" aria-live=\"polite\"></p>\
 <section class=\"card insight-detail\" data-testid=\"insight-detail\" id=\"insight-detail\" aria-labelledby=\"insight-title\" tabindex=\"-1\" hidden>\
