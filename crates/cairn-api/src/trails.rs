@@ -893,13 +893,22 @@ fn insight_error(msg: String) -> ApiError {
     ApiError::bad("InvalidInsightSelectorsException", msg)
 }
 
-/// The trail an Insights call names; Cairn has no event data stores yet.
-fn insight_trail(
+/// What an Insights call names: a trail, or an event data store (with, for Put, the
+/// Insights store its events go to).
+enum InsightTarget {
+    Trail(Box<Trail>),
+    Store {
+        source: Box<cairn_lake::stores::EventDataStore>,
+        destination: Option<String>,
+    },
+}
+
+fn insight_target(
     state: &AppState,
     caller: &Caller,
     input: &Input,
     need: Need,
-) -> Result<Trail, ApiError> {
+) -> Result<InsightTarget, ApiError> {
     let trail = input.opt_str("TrailName")?;
     let eds = input.opt_str("EventDataStore")?;
     let dest = if need == Need::Home {
@@ -907,19 +916,77 @@ fn insight_trail(
     } else {
         None
     };
-    match (trail, eds.is_some() || dest.is_some()) {
-        (Some(_), true) => Err(ApiError::bad(
+    for (member, v) in [("EventDataStore", eds), ("InsightsDestination", dest)] {
+        if let Some(v) = v
+            && (v.len() < 3
+                || v.len() > 256
+                || !v
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._/-:".contains(c)))
+        {
+            return Err(ApiError::bad(
+                "InvalidParameterException",
+                format!("{member} must be 3 to 256 characters of letters, digits and ._/-:"),
+            ));
+        }
+    }
+    match (trail, eds, dest) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ApiError::bad(
             "InvalidParameterCombinationException",
             "TrailName cannot be combined with EventDataStore or InsightsDestination",
         )),
-        (Some(name), false) => find(&state.trails, caller, name, need),
-        (None, true) => Err(ApiError::bad(
-            "UnsupportedOperationException",
-            "Insights on event data stores are not supported by this version of Cairn; give TrailName",
-        )),
-        (None, false) => Err(ApiError::bad(
+        (Some(name), None, None) => Ok(InsightTarget::Trail(Box::new(find(
+            &state.trails,
+            caller,
+            name,
+            need,
+        )?))),
+        (None, Some(eds), dest) => {
+            let lake = state.lake.as_ref().ok_or_else(|| {
+                ApiError::bad(
+                    "UnsupportedOperationException",
+                    "this server runs without CloudTrail Lake",
+                )
+            })?;
+            let now = cairn_event::now_ms();
+            let source = lake.registry.get(&caller.account_id, eds, now)?;
+            let destination = match dest {
+                Some(d) => {
+                    let d = lake.registry.get(&caller.account_id, d, now)?;
+                    if !d.insights_only {
+                        return Err(ApiError::bad(
+                            "InvalidParameterCombinationException",
+                            format!(
+                                "InsightsDestination {} does not collect Insights events: create it with AdvancedEventSelectors [{{\"FieldSelectors\":[{{\"Field\":\"eventCategory\",\"Equals\":[\"Insight\"]}}]}}]",
+                                d.arn()
+                            ),
+                        ));
+                    }
+                    Some(d.arn())
+                }
+                None => None,
+            };
+            if source.insights_only {
+                return Err(ApiError::bad(
+                    "InvalidParameterCombinationException",
+                    format!(
+                        "{} collects Insights events; put insight selectors on the event data store whose events are analysed",
+                        source.arn()
+                    ),
+                ));
+            }
+            Ok(InsightTarget::Store {
+                source: Box::new(source),
+                destination,
+            })
+        }
+        (None, None, Some(_)) => Err(ApiError::bad(
             "InvalidParameterCombinationException",
-            "Give TrailName (the name or ARN of the trail)",
+            "InsightsDestination needs EventDataStore (the source event data store)",
+        )),
+        (None, None, None) => Err(ApiError::bad(
+            "InvalidParameterCombinationException",
+            "Give TrailName (the name or ARN of the trail) or EventDataStore",
         )),
     }
 }
@@ -1018,28 +1085,84 @@ pub async fn put_insight_selectors(
     caller: &Caller,
     input: &Input,
 ) -> Result<Value, ApiError> {
-    let t = insight_trail(state, caller, input, Need::Home)?;
+    let target = insight_target(state, caller, input, Need::Home)?;
     let list = input.list("InsightSelectors")?.ok_or_else(|| {
         ApiError::bad(
             "InvalidParameterException",
             "InsightSelectors is required (an empty list turns Insights off)",
         )
     })?;
-    let parsed = parse_insights(&list, &t.selectors)?;
-    let trails = Arc::clone(&state.trails);
-    let updated = blocking(move || {
-        trails
-            .update(&t.account_id, &t.home_region, &t.name, |t: &mut Trail| {
-                t.insight_selectors = parsed;
-                Ok::<(), Refusal>(())
+    match target {
+        InsightTarget::Trail(t) => {
+            let parsed = parse_insights(&list, &t.selectors)?;
+            let trails = Arc::clone(&state.trails);
+            let updated = blocking(move || {
+                trails
+                    .update(&t.account_id, &t.home_region, &t.name, |t: &mut Trail| {
+                        t.insight_selectors = parsed;
+                        Ok::<(), Refusal>(())
+                    })
+                    .map_err(|r| r.0)
             })
-            .map_err(|r| r.0)
-    })
-    .await?;
-    Ok(json!({
-        "TrailARN": updated.arn(),
-        "InsightSelectors": updated.insight_selectors,
-    }))
+            .await?;
+            Ok(json!({
+                "TrailARN": updated.arn(),
+                "InsightSelectors": updated.insight_selectors,
+            }))
+        }
+        InsightTarget::Store {
+            source,
+            destination,
+        } => {
+            let selectors = source.selectors.clone().unwrap_or_default();
+            let parsed = parse_insights(&list, &selectors)?;
+            if parsed.iter().any(|p| {
+                p.get("EventCategories")
+                    .is_some_and(|c| c != &json!(["Management"]))
+            }) {
+                return Err(insight_error(
+                    "Insights on data events are available on trails only; event data stores take Management".into(),
+                ));
+            }
+            if !parsed.is_empty() && destination.is_none() {
+                return Err(ApiError::bad(
+                    "InvalidParameterCombinationException",
+                    "InsightsDestination is required with EventDataStore: the event data store (created with eventCategory Equals Insight) that keeps the Insights events",
+                ));
+            }
+            let lake = state.lake.clone().ok_or_else(|| {
+                ApiError::bad(
+                    "UnsupportedOperationException",
+                    "this server runs without CloudTrail Lake",
+                )
+            })?;
+            let account = caller.account_id.clone();
+            let updated = blocking(move || {
+                lake.registry
+                    .set_insights(
+                        &account,
+                        &source.id,
+                        parsed,
+                        destination,
+                        cairn_event::now_ms(),
+                    )
+                    .map_err(ApiError::from)
+            })
+            .await?;
+            Ok(store_insights(&updated))
+        }
+    }
+}
+
+fn store_insights(s: &cairn_lake::stores::EventDataStore) -> Value {
+    let mut v = json!({
+        "EventDataStoreArn": s.arn(),
+        "InsightSelectors": s.insight_selectors,
+    });
+    if let Some(d) = &s.insights_destination {
+        v["InsightsDestination"] = json!(d);
+    }
+    v
 }
 
 pub fn get_insight_selectors(
@@ -1047,20 +1170,35 @@ pub fn get_insight_selectors(
     caller: &Caller,
     input: &Input,
 ) -> Result<Value, ApiError> {
-    let t = insight_trail(state, caller, input, Need::Read)?;
-    if t.insight_selectors.is_empty() {
-        return Err(ApiError::bad(
-            "InsightNotEnabledException",
-            format!(
-                "Trail {} does not have Insights enabled. Edit the trail settings to enable Insights, and then try the operation again.",
-                t.arn()
-            ),
-        ));
+    match insight_target(state, caller, input, Need::Read)? {
+        InsightTarget::Trail(t) => {
+            if t.insight_selectors.is_empty() {
+                return Err(ApiError::bad(
+                    "InsightNotEnabledException",
+                    format!(
+                        "Trail {} does not have Insights enabled. Edit the trail settings to enable Insights, and then try the operation again.",
+                        t.arn()
+                    ),
+                ));
+            }
+            Ok(json!({
+                "TrailARN": t.arn(),
+                "InsightSelectors": t.insight_selectors,
+            }))
+        }
+        InsightTarget::Store { source, .. } => {
+            if source.insight_selectors.is_empty() {
+                return Err(ApiError::bad(
+                    "InsightNotEnabledException",
+                    format!(
+                        "Event data store {} does not have Insights enabled. Turn them on with PutInsightSelectors, and then try the operation again.",
+                        source.arn()
+                    ),
+                ));
+            }
+            Ok(store_insights(&source))
+        }
     }
-    Ok(json!({
-        "TrailARN": t.arn(),
-        "InsightSelectors": t.insight_selectors,
-    }))
 }
 
 // ---- Tags

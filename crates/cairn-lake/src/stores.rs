@@ -51,6 +51,16 @@ pub struct EventDataStore {
     pub selectors_wire: Option<Value>,
     #[serde(skip)]
     pub selectors: Option<Selectors>,
+    /// An Insights event data store: its selectors take `eventCategory` `Insight` only, and
+    /// it keeps the account's insight events.
+    #[serde(skip)]
+    pub insights_only: bool,
+    /// `InsightSelectors` put on this (source) store, and the store its insight events go
+    /// to (`InsightsDestination`).
+    #[serde(default)]
+    pub insight_selectors: Vec<Value>,
+    #[serde(default)]
+    pub insights_destination: Option<String>,
     pub multi_region: bool,
     pub organization: bool,
     pub retention_days: u32,
@@ -90,6 +100,9 @@ impl EventDataStore {
 
     /// Whether a record stored at `stored_ms` with these facts belongs to this store.
     pub fn keeps(&self, facts: &EventFacts, stored_ms: i64) -> bool {
+        if self.insights_only {
+            return self.ingested_at(stored_ms) && facts.category() == "Insight";
+        }
         self.ingested_at(stored_ms) && self.selectors.as_ref().is_none_or(|s| s.matches(facts))
     }
 
@@ -122,6 +135,34 @@ pub fn default_selectors_wire() -> Value {
         "Name": "Default management events",
         "FieldSelectors": [{"Field": "eventCategory", "Equals": ["Management"]}]
     }])
+}
+
+/// Whether advanced selectors are those of an Insights store: each selects `eventCategory`
+/// `Insight` and nothing else.
+pub fn is_insights_wire(wire: &Value) -> bool {
+    wire.as_array().is_some_and(|list| {
+        !list.is_empty()
+            && list.iter().all(|sel| {
+                sel.get("FieldSelectors")
+                    .and_then(Value::as_array)
+                    .is_some_and(|fs| {
+                        fs.len() == 1
+                            && fs[0].get("Field").and_then(Value::as_str) == Some("eventCategory")
+                            && fs[0].get("Equals") == Some(&serde_json::json!(["Insight"]))
+                            && fs[0]
+                                .as_object()
+                                .is_some_and(|o| o.keys().all(|k| k == "Field" || k == "Equals"))
+                    })
+            })
+    })
+}
+
+/// Reads advanced selectors: (the selectors, whether the store is an Insights store).
+fn parse_wire(wire: &Value) -> Result<(Option<Selectors>, bool), LakeError> {
+    if is_insights_wire(wire) {
+        return Ok((None, true));
+    }
+    Ok((Some(parse_selectors(wire)?), false))
 }
 
 fn parse_selectors(wire: &Value) -> Result<Selectors, LakeError> {
@@ -248,7 +289,7 @@ impl Registry {
         };
         for s in &mut list {
             if let Some(w) = &s.selectors_wire {
-                s.selectors = Some(parse_selectors(w)?);
+                (s.selectors, s.insights_only) = parse_wire(w)?;
             }
         }
         Ok(Registry {
@@ -291,6 +332,9 @@ impl Registry {
             status_before_deletion: None,
             selectors_wire: None,
             selectors: None,
+            insights_only: false,
+            insight_selectors: Vec::new(),
+            insights_destination: None,
             multi_region: true,
             organization: false,
             retention_days: 3653,
@@ -326,7 +370,7 @@ impl Registry {
         };
         let retention = check_retention(req.retention_days.unwrap_or(default_days), &billing)?;
         let wire = req.selectors.clone().unwrap_or_else(default_selectors_wire);
-        let selectors = parse_selectors(&wire)?;
+        let (selectors, insights_only) = parse_wire(&wire)?;
         if req.organization == Some(true) {
             return Err(LakeError::client(
                 "OrganizationsNotInUseException",
@@ -361,7 +405,10 @@ impl Registry {
             },
             status_before_deletion: None,
             selectors_wire: Some(wire),
-            selectors: Some(selectors),
+            selectors,
+            insights_only,
+            insight_selectors: Vec::new(),
+            insights_destination: None,
             multi_region: req.multi_region.unwrap_or(true),
             organization: false,
             retention_days: retention,
@@ -470,7 +517,7 @@ impl Registry {
             }
         }
         let selectors = match &req.selectors {
-            Some(w) => Some(parse_selectors(w)?),
+            Some(w) => Some(parse_wire(w)?),
             None => None,
         };
         if req.organization == Some(true) {
@@ -507,7 +554,7 @@ impl Registry {
                     ));
                 }
                 s.selectors_wire = Some(w);
-                s.selectors = Some(sel);
+                (s.selectors, s.insights_only) = sel;
             }
             if let Some(m) = req.multi_region {
                 s.multi_region = m;
@@ -622,6 +669,31 @@ impl Registry {
             )),
         })
         .map(|_| ())
+    }
+
+    /// Puts `InsightSelectors` on a source store, its insight events going to `destination`
+    /// (an ARN); an empty list turns Insights off. The caller has checked the selectors.
+    pub fn set_insights(
+        &self,
+        account: &str,
+        source: &str,
+        selectors: Vec<Value>,
+        destination: Option<String>,
+        now: i64,
+    ) -> Result<EventDataStore, LakeError> {
+        self.change(account, source, now, |s| {
+            if s.status == StoreStatus::PendingDeletion {
+                return Err(inactive(s));
+            }
+            s.insights_destination = if selectors.is_empty() {
+                None
+            } else {
+                destination
+            };
+            s.insight_selectors = selectors;
+            Ok(())
+        })
+        .map(|(s, ())| s)
     }
 
     /// Tags for AddTags/ListTags/RemoveTags on a store's ARN.

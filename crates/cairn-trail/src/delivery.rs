@@ -129,6 +129,8 @@ struct Chain {
 enum FileKind {
     Log,
     Digest,
+    /// An Insights log file (`CloudTrail-Insight/`); digests do not list them.
+    Insight,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -179,6 +181,32 @@ fn event_time_ms(record: &[u8]) -> Option<i64> {
     }
     let t: T = serde_json::from_slice(record).ok()?;
     cairn_event::parse_event_time(t.event_time.as_deref()?)
+}
+
+/// The `insightDetails.insightType` of an insight record.
+fn insight_type(record: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Details {
+        #[serde(rename = "insightType")]
+        insight_type: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct R {
+        #[serde(rename = "insightDetails")]
+        details: Option<Details>,
+    }
+    serde_json::from_slice::<R>(record)
+        .ok()?
+        .details?
+        .insight_type
+}
+
+/// Whether a trail delivers insight events of this type.
+fn wants_insight(t: &Trail, ty: &str, region: &str) -> bool {
+    (t.multi_region || t.home_region == region)
+        && t.insight_selectors
+            .iter()
+            .any(|s| s.get("InsightType").and_then(|v| v.as_str()) == Some(ty))
 }
 
 fn gzip(raw: &[u8]) -> Result<Vec<u8>> {
@@ -376,7 +404,7 @@ impl Delivery {
             if next == from {
                 return Ok(());
             }
-            let mut batches: BTreeMap<(String, String), Vec<Batch>> = BTreeMap::new();
+            let mut batches: BTreeMap<(String, String, bool), Vec<Batch>> = BTreeMap::new();
             for frame in &fed {
                 let Some(account_trails) = by_account.get(frame.account.as_str()) else {
                     continue;
@@ -393,8 +421,15 @@ impl Delivery {
                         continue;
                     };
                     let mut time = None;
+                    let insight = (facts.category() == "Insight")
+                        .then(|| insight_type(record))
+                        .flatten();
                     for t in &live {
-                        if !t.wants(&facts) {
+                        let wanted = match &insight {
+                            Some(ty) => wants_insight(t, ty, &facts.aws_region),
+                            None => t.wants(&facts),
+                        };
+                        if !wanted {
                             continue;
                         }
                         let region = if facts.aws_region.is_empty() {
@@ -403,7 +438,9 @@ impl Delivery {
                             facts.aws_region.clone()
                         };
                         let time_ms = *time.get_or_insert_with(|| event_time_ms(record));
-                        let list = batches.entry((t.arn(), region)).or_default();
+                        let list = batches
+                            .entry((t.arn(), region, insight.is_some()))
+                            .or_default();
                         if list.last().is_none_or(|b| b.raw.len() >= MAX_FILE_RAW) {
                             list.push(Batch::default());
                         }
@@ -417,7 +454,7 @@ impl Delivery {
                 trails.iter().map(|t| (t.arn(), t)).collect();
             let mut state = self.state.lock();
             let mut spooled = Vec::new();
-            for ((arn, region), list) in batches {
+            for ((arn, region, insight), list) in batches {
                 let Some(trail) = trail_by_arn.get(&arn) else {
                     continue;
                 };
@@ -426,11 +463,16 @@ impl Delivery {
                     let raw = batch.finish();
                     let hash = digest::sha256_hex(&raw);
                     let gz = gzip(&raw)?;
-                    let seed = format!("{arn}\n{region}\n{}:{}\n{i}", from.segment, from.offset);
+                    let seed = format!(
+                        "{arn}\n{region}\n{}:{}\n{i}{}",
+                        from.segment,
+                        from.offset,
+                        if insight { "\ninsight" } else { "" }
+                    );
                     let key = layout::log_key(
                         trail.s3_key_prefix.as_deref(),
                         &trail.account_id,
-                        Kind::Log,
+                        if insight { Kind::Insight } else { Kind::Log },
                         &region,
                         now,
                         &layout::unique_string(seed.as_bytes()),
@@ -444,7 +486,11 @@ impl Delivery {
                         bucket: trail.s3_bucket.clone(),
                         prefix: trail.s3_key_prefix.clone(),
                         key,
-                        kind: FileKind::Log,
+                        kind: if insight {
+                            FileKind::Insight
+                        } else {
+                            FileKind::Log
+                        },
                         region: region.clone(),
                         hash,
                         oldest_ms: Some(oldest),
@@ -524,6 +570,7 @@ impl Delivery {
                                 });
                             }
                         }
+                        FileKind::Insight => {}
                         FileKind::Digest => {
                             status.latest_digest_delivery_ms = Some(now);
                             status.latest_digest_delivery_error = None;
@@ -537,7 +584,7 @@ impl Delivery {
                     failed_buckets.push(p.bucket.clone());
                     let status = state.status.entry(p.trail_arn.clone()).or_default();
                     match p.kind {
-                        FileKind::Log => {
+                        FileKind::Log | FileKind::Insight => {
                             status.latest_delivery_error = Some(e);
                             status.latest_delivery_attempt_ms = Some(now);
                         }

@@ -88,6 +88,17 @@ struct ServeArgs {
     /// How long a CloudTrail Lake query may run before it stops as TIMED_OUT.
     #[arg(long, default_value = "1h")]
     query_timeout: String,
+    /// How unusual a minute must be to start an insight: `low`, `medium`, `high`, or the
+    /// number of spreads above the expected rate (medium is 5).
+    #[arg(long, default_value = "medium")]
+    insights_sensitivity: String,
+    /// History an account needs in a region before Insights judge its activity there
+    /// (`24h`; stored and imported events count).
+    #[arg(long, default_value = "24h")]
+    insights_min_history: String,
+    /// Do not run Insights (no insight events are made).
+    #[arg(long)]
+    no_insights: bool,
     /// How long a digest signing key is used before a new one takes over.
     #[arg(long, default_value = "30d")]
     signing_key_rotation: String,
@@ -192,6 +203,21 @@ fn serve(args: ServeArgs) -> Result<()> {
     let interval_ms = parse_duration(&args.delivery_interval, 1_000, "--delivery-interval")?;
     let lake_flush_ms = parse_duration(&args.lake_flush, 1_000, "--lake-flush")?;
     let query_timeout_ms = parse_duration(&args.query_timeout, 1_000, "--query-timeout")?;
+    let insights_options = cairn_insights::Options {
+        sensitivity: cairn_insights::engine::parse_sensitivity(&args.insights_sensitivity)
+            .with_context(|| {
+                format!(
+                    "--insights-sensitivity {:?}: give low, medium, high or a positive number",
+                    args.insights_sensitivity
+                )
+            })?,
+        min_history_minutes: parse_duration(
+            &args.insights_min_history,
+            3_600_000,
+            "--insights-min-history",
+        )? / 60_000,
+        ..cairn_insights::Options::default()
+    };
     let digest_period_ms = parse_duration(&args.digest_period, 1_000, "--digest-period")?;
     let segment_age_ms = parse_duration(&args.journal_segment_age, 1_000, "--journal-segment-age")?;
     let rotation_ms = parse_duration(
@@ -267,10 +293,16 @@ fn serve(args: ServeArgs) -> Result<()> {
             },
             // Trail delivery and the lake set their real holds as they open, before
             // retention may run.
-            held_by: vec![
-                cairn_trail::delivery::CONSUMER,
-                cairn_lake::segments::CONSUMER,
-            ],
+            held_by: {
+                let mut v = vec![
+                    cairn_trail::delivery::CONSUMER,
+                    cairn_lake::segments::CONSUMER,
+                ];
+                if !args.no_insights {
+                    v.push(cairn_insights::CONSUMER);
+                }
+                v
+            },
             ..StoreOptions::default()
         },
     )?;
@@ -311,6 +343,16 @@ fn serve(args: ServeArgs) -> Result<()> {
     )?);
     lake.registry
         .ensure_default(&boot.account_id, cairn_event::now_ms())?;
+    let insights = if args.no_insights {
+        None
+    } else {
+        Some(Arc::new(cairn_insights::Insights::open(
+            &args.data_dir,
+            store.clone(),
+            insights_enabled(trails.clone(), lake.clone()),
+            insights_options,
+        )?))
+    };
     let buckets_text = buckets.describe();
     let (auditor, audit_writer) = cairn_api::audit::Auditor::start(store.clone())?;
     let console = cairn_api::console::Console::new(iam.clone(), tls.is_some());
@@ -341,6 +383,9 @@ fn serve(args: ServeArgs) -> Result<()> {
             ))
         });
         let lake_task = tokio::spawn(lake.segments.clone().run(delivery_stopped.clone()));
+        let insights_task = insights
+            .clone()
+            .map(|i| tokio::spawn(i.run(delivery_stopped.clone())));
         let delivery_task = tokio::spawn(delivery.run(delivery_stopped));
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
@@ -407,6 +452,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         let _ = stop_delivery.send(true);
         let _ = delivery_task.await;
         let _ = lake_task.await;
+        if let Some(t) = insights_task {
+            let _ = t.await;
+        }
         if let Some(t) = archive_task {
             let _ = t.await;
         }
@@ -419,6 +467,29 @@ fn serve(args: ServeArgs) -> Result<()> {
     audit_writer.join();
     drop(lock);
     Ok(())
+}
+
+/// Which insights are on in an account and region: those of its logging trails that cover
+/// the region, and of its ingesting event data stores.
+fn insights_enabled(
+    trails: Arc<cairn_trail::registry::Trails>,
+    lake: Arc<cairn_lake::Lake>,
+) -> Arc<cairn_insights::EnabledFn> {
+    Arc::new(move |account: &str, region: &str| {
+        let mut on = cairn_insights::Enabled::default();
+        for t in trails.of_account(account) {
+            if t.logging && (t.multi_region || t.home_region == region) {
+                on.add_selectors(&t.insight_selectors);
+            }
+        }
+        let now = cairn_event::now_ms();
+        for s in lake.registry.list(account, now) {
+            if s.ingested_at(now) && s.insights_destination.is_some() {
+                on.add_selectors(&s.insight_selectors);
+            }
+        }
+        on
+    })
 }
 
 async fn shutdown_signal() {
