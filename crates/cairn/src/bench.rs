@@ -35,7 +35,12 @@ pub struct BenchArgs {
     /// Measure CloudTrail Lake SQL (Cairn and DuckDB over the same Parquet files) instead.
     #[arg(long)]
     sql: bool,
-    /// Runs of each SQL query (the median is reported).
+    /// Measure Insights instead: the detector on synthetic workloads, and ingest with and
+    /// without Insights.
+    #[arg(long)]
+    insights: bool,
+    /// Runs of each SQL query, or of each ingest with and without Insights (the median is
+    /// reported).
     #[arg(long, default_value_t = 5)]
     pub(crate) runs: usize,
     /// The Python with `duckdb` for the SQL comparison (default: .venv/bin/python, else
@@ -44,10 +49,10 @@ pub struct BenchArgs {
     pub(crate) python: Option<PathBuf>,
     /// Records per ingest request.
     #[arg(long, default_value_t = 100)]
-    batch: usize,
+    pub(crate) batch: usize,
     /// Concurrent HTTP writers.
     #[arg(long, default_value_t = 16)]
-    writers: usize,
+    pub(crate) writers: usize,
     /// Lookups per attribute.
     #[arg(long, default_value_t = 1000)]
     lookups: usize,
@@ -225,6 +230,10 @@ impl Drop for Child9 {
 }
 
 pub(crate) fn start_server(dir: &Path) -> Result<(Child9, String)> {
+    start_server_with(dir, &[])
+}
+
+pub(crate) fn start_server_with(dir: &Path, extra: &[&str]) -> Result<(Child9, String)> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
         .args([
@@ -234,6 +243,7 @@ pub(crate) fn start_server(dir: &Path) -> Result<(Child9, String)> {
             "--retention-days",
             "forever",
         ])
+        .args(extra)
         .args(["--account-id", ACCOUNT])
         .arg("--data-dir")
         .arg(dir)
@@ -324,45 +334,13 @@ fn probe(attr: &str, plan: &Plan, rng: &mut StdRng) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
-pub fn run(args: BenchArgs) -> Result<()> {
-    let templates = load_templates(&args.datasets)?;
-    let plan = Arc::new(Plan {
-        pool: make_pool(&templates)?,
-        total: args.events,
-        start_ms: cairn_event::now_ms() - args.days * 86_400_000,
-        span_ms: args.days * 86_400_000,
-    });
-    if args.trails {
-        return crate::bench_trails::run(&args, plan);
-    }
-    if args.sql {
-        return crate::bench_sql::run(&args, plan);
-    }
-    let tmp;
-    let dir = match &args.data_dir {
-        Some(d) => d.clone(),
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().to_owned()
-        }
-    };
-    let (mut server, endpoint) = start_server(&dir)?;
-    let pid = server.0.id();
-    println!(
-        "cairn bench: {} events over HTTP in signed batches of {} from {} writers; server pid {pid}, data in {}",
-        args.events,
-        args.batch,
-        args.writers,
-        dir.display()
-    );
-    let client_args = ClientArgs {
-        endpoint_url: Some(endpoint.clone()),
-        profile: None,
-        region: Some("us-east-1".into()),
-        ca_bundle: None,
-    };
-
-    // 1. Durable ingest over HTTP.
+/// Ingests `args.events` events of `plan` over HTTP from `args.writers` writers in batches
+/// of `args.batch`: (events stored, seconds, bytes sent).
+pub(crate) fn ingest_over_http(
+    args: &BenchArgs,
+    plan: &Arc<Plan>,
+    client_args: &ClientArgs,
+) -> Result<(usize, f64, usize)> {
     let batches = args.events.div_ceil(args.batch);
     let next = Arc::new(AtomicUsize::new(0));
     let sent_bytes = Arc::new(AtomicUsize::new(0));
@@ -370,7 +348,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut handles = Vec::new();
     for _ in 0..args.writers {
         let (plan, next, sent_bytes) = (plan.clone(), next.clone(), sent_bytes.clone());
-        let client = Client::with_credentials(&client_args, KEY, SECRET)?;
+        let client = Client::with_credentials(client_args, KEY, SECRET)?;
         let (batch, total) = (args.batch, args.events);
         handles.push(std::thread::spawn(move || -> Result<usize> {
             let mut stored = 0;
@@ -414,7 +392,52 @@ pub fn run(args: BenchArgs) -> Result<()> {
             .map_err(|_| anyhow::anyhow!("writer thread panicked"))??;
     }
     let secs = started.elapsed().as_secs_f64();
-    let sent = sent_bytes.load(Ordering::Relaxed);
+    Ok((stored, secs, sent_bytes.load(Ordering::Relaxed)))
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let templates = load_templates(&args.datasets)?;
+    let plan = Arc::new(Plan {
+        pool: make_pool(&templates)?,
+        total: args.events,
+        start_ms: cairn_event::now_ms() - args.days * 86_400_000,
+        span_ms: args.days * 86_400_000,
+    });
+    if args.trails {
+        return crate::bench_trails::run(&args, plan);
+    }
+    if args.sql {
+        return crate::bench_sql::run(&args, plan);
+    }
+    if args.insights {
+        return crate::bench_insights::run(&args, plan);
+    }
+    let tmp;
+    let dir = match &args.data_dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempfile::tempdir()?;
+            tmp.path().to_owned()
+        }
+    };
+    let (mut server, endpoint) = start_server(&dir)?;
+    let pid = server.0.id();
+    println!(
+        "cairn bench: {} events over HTTP in signed batches of {} from {} writers; server pid {pid}, data in {}",
+        args.events,
+        args.batch,
+        args.writers,
+        dir.display()
+    );
+    let client_args = ClientArgs {
+        endpoint_url: Some(endpoint.clone()),
+        profile: None,
+        region: Some("us-east-1".into()),
+        ca_bundle: None,
+    };
+
+    // 1. Durable ingest over HTTP.
+    let (stored, secs, sent) = ingest_over_http(&args, &plan, &client_args)?;
     println!(
         "ingest over HTTP, fsync before every answer: {stored} events in {secs:.1} s = {:.0} events/s ({:.1} MB/s of JSON, {:.0} bytes/event sent)",
         stored as f64 / secs,

@@ -3,6 +3,7 @@
 mod admin;
 mod archive;
 mod bench;
+mod bench_insights;
 mod bench_sql;
 mod bench_trails;
 mod import;

@@ -1,0 +1,165 @@
+//! `cairn bench --insights`: the Insights detector on synthetic workloads in accelerated
+//! time (false positives over weeks of ordinary activity with daily peaks, bursts found and
+//! how fast, the detector's own speed), then the cost of Insights to durable ingest: the
+//! ingest benchmark run against servers with and without Insights, alternately.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use cairn_client::ClientArgs;
+use cairn_insights::engine::{Emitted, Enabled, Engine, MINUTE_MS, Options};
+use cairn_insights::sim::{self, Stream};
+
+use crate::bench::{BenchArgs, Plan, ingest_over_http, start_server_with};
+
+const ACCOUNT: &str = "111122223333";
+const DAY: i64 = 86_400_000;
+/// A Monday, 00:00 UTC.
+const T0: i64 = 1_767_571_200_000;
+
+fn all_on(_: &str, _: &str) -> Enabled {
+    Enabled {
+        call_management: true,
+        error_management: true,
+        call_data: true,
+        error_data: true,
+    }
+}
+
+/// Feeds calls to a fresh engine: (engine, insight records, time spent in the detector).
+fn detect(
+    streams: &[Stream],
+    calls: &[(i64, usize)],
+    opts: &Options,
+) -> (Engine, Vec<Emitted>, Duration) {
+    let mut engine = Engine::new();
+    let mut out = Vec::new();
+    let mut spent = Duration::ZERO;
+    for (n, (t, i)) in calls.iter().enumerate() {
+        let rec = sim::record(&streams[*i], ACCOUNT, *t, n as u64);
+        let started = Instant::now();
+        engine.observe(ACCOUNT, &rec, opts, &all_on, &mut out);
+        spent += started.elapsed();
+    }
+    (engine, out, spent)
+}
+
+fn start_minutes(out: &[Emitted]) -> Vec<i64> {
+    out.iter()
+        .filter(|e| e.start)
+        .filter_map(|e| serde_json::from_slice::<serde_json::Value>(&e.record).ok())
+        .filter_map(|v| {
+            v["eventTime"]
+                .as_str()
+                .and_then(cairn_event::parse_event_time)
+        })
+        .map(|t| t / MINUTE_MS)
+        .collect()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+pub fn run(args: &BenchArgs, plan: Arc<Plan>) -> Result<()> {
+    // 1. False positives over weeks of ordinary activity.
+    for (label, k) in [("medium", 5.0), ("high", 4.0)] {
+        let opts = Options {
+            sensitivity: k,
+            ..Options::default()
+        };
+        let streams = sim::ordinary_noise(60, 17);
+        let days = 35;
+        let calls = sim::calls(&streams, T0, days * 1440, 23);
+        let (engine, _, spent) = detect(&streams, &calls, &opts);
+        let c = engine.counters;
+        let series_days = streams.len() as f64 * (days - 1) as f64;
+        println!(
+            "ordinary activity, sensitivity {label}: {} calls of {} series over {days} days, {} minutes judged, {} insights = {:.4} per series-day, {:.2e} per judged minute; detector {:.0} events/s on one core",
+            calls.len(),
+            streams.len(),
+            c.judged,
+            c.starts,
+            c.starts as f64 / series_days,
+            c.starts as f64 / c.judged.max(1) as f64,
+            calls.len() as f64 / spent.as_secs_f64()
+        );
+    }
+
+    // 2. Bursts: how big a jump is found, and in which minute.
+    println!();
+    println!("bursts of 5 minutes after 8 days at a steady rate (sensitivity medium):");
+    println!(
+        "{:>14} {:>14} {:>10} {:>22}",
+        "calls/min", "burst adds", "found", "start vs burst (min)"
+    );
+    for base in [0.1, 1.0, 10.0] {
+        for factor in [2.0, 4.0, 10.0] {
+            let steady = Stream::new("ec2.amazonaws.com", "RunInstances", base);
+            let mut burst = steady.clone();
+            burst.rate = 0.0;
+            burst.user_arn = "arn:aws:iam::111122223333:user/burst".into();
+            let streams = vec![steady, burst];
+            let at = T0 + 8 * DAY + 13 * 3_600_000;
+            let add = ((base * (factor - 1.0)).ceil() as u64).max(5);
+            let mut calls = sim::calls(&streams, T0, 9 * 1440, 5);
+            calls.extend(sim::burst(at, 5, add, 1));
+            calls.sort_unstable();
+            let (_, out, _) = detect(&streams, &calls, &Options::default());
+            let found: Vec<i64> = start_minutes(&out)
+                .into_iter()
+                .filter(|m| (at / MINUTE_MS - 1..at / MINUTE_MS + 5).contains(m))
+                .collect();
+            println!(
+                "{base:>14} {:>14} {:>10} {:>22}",
+                format!("+{add}/min"),
+                if found.is_empty() { "no" } else { "yes" },
+                found
+                    .first()
+                    .map_or("-".to_owned(), |m| (m - at / MINUTE_MS).to_string())
+            );
+        }
+    }
+
+    // 3. Ingest with and without Insights.
+    println!();
+    println!(
+        "ingest over HTTP ({} events, batches of {}, {} writers), with and without Insights, {} runs each, alternating:",
+        args.events, args.batch, args.writers, args.runs
+    );
+    let mut with = Vec::new();
+    let mut without = Vec::new();
+    for run in 0..args.runs.max(1) * 2 {
+        let on = run % 2 == 0;
+        let dir = tempfile::tempdir()?;
+        let extra: &[&str] = if on { &[] } else { &["--no-insights"] };
+        let (server, endpoint) = start_server_with(dir.path(), extra)?;
+        let client_args = ClientArgs {
+            endpoint_url: Some(endpoint),
+            profile: None,
+            region: Some("us-east-1".into()),
+            ca_bundle: None,
+        };
+        let (stored, secs, _) = ingest_over_http(args, &plan, &client_args)?;
+        let rate = stored as f64 / secs;
+        println!(
+            "  {}: {rate:.0} events/s",
+            if on {
+                "with Insights   "
+            } else {
+                "without Insights"
+            }
+        );
+        if on { &mut with } else { &mut without }.push(rate);
+        drop(server);
+    }
+    let (w, wo) = (median(&mut with), median(&mut without));
+    println!(
+        "median: {w:.0} events/s with Insights, {wo:.0} without: {:+.1}%",
+        (w / wo - 1.0) * 100.0
+    );
+    Ok(())
+}
