@@ -12,6 +12,7 @@ pub mod count;
 pub mod error;
 pub mod ingest;
 pub mod input;
+pub mod insights;
 pub mod lake;
 pub mod lookup;
 pub mod public_keys;
@@ -46,7 +47,7 @@ use crate::input::Input;
 const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 
 /// Operations of the CloudTrail model that this version does not serve yet.
-const LATER: [&str; 24] = [
+const LATER: [&str; 23] = [
     "CreateDashboard",
     "DeleteDashboard",
     "DeleteResourcePolicy",
@@ -62,7 +63,6 @@ const LATER: [&str; 24] = [
     "ListImportFailures",
     "ListImports",
     "ListInsightsData",
-    "ListInsightsMetricData",
     "PutEventConfiguration",
     "PutResourcePolicy",
     "RegisterOrganizationDelegatedAdmin",
@@ -432,6 +432,7 @@ async fn dispatch(
             | "GetEventSelectors"
             | "PutInsightSelectors"
             | "GetInsightSelectors"
+            | "ListInsightsMetricData"
             | "AddTags"
             | "RemoveTags"
             | "ListTags"
@@ -442,7 +443,11 @@ async fn dispatch(
             format!("{op} is not an operation of CloudTrail_20131101"),
         ));
     }
-    let action = format!("cloudtrail:{op}");
+    // ListInsightsMetricData is allowed by cloudtrail:LookupEvents, as in CloudTrail.
+    let action = match op {
+        "ListInsightsMetricData" => "cloudtrail:LookupEvents".to_owned(),
+        _ => format!("cloudtrail:{op}"),
+    };
     for resource in cloudtrail_resources(state, caller, op, input) {
         authorize(caller, &action, &resource)?;
     }
@@ -453,6 +458,15 @@ async fn dispatch(
             tokio::task::spawn_blocking(move || lookup.run(&store))
                 .await
                 .map_err(|e| ApiError::internal(format!("lookup failed: {e}")))?
+        }
+        "ListInsightsMetricData" => {
+            let (store, caller) = (state.store.clone(), caller.clone());
+            let input = Input(input.0.clone());
+            tokio::task::spawn_blocking(move || {
+                insights::list_insights_metric_data(&store, &caller, &input)
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("the metrics did not finish: {e}")))?
         }
         "ListPublicKeys" => public_keys::list_public_keys(&state.keys, input),
         "CreateChannel" => state.channels.create(caller, input),
