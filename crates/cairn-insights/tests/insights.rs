@@ -380,3 +380,60 @@ fn a_restart_in_the_middle_of_an_insight_keeps_it_with_one_start() {
     insights.catch_up(now).unwrap();
     assert_eq!(insight_events(&store).len(), 2);
 }
+
+// ------------------------------------------------------------------------------------------
+// Any records, in any order
+// ------------------------------------------------------------------------------------------
+
+mod any_order {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn event() -> impl Strategy<Value = (i64, u8, u8, bool, Option<u8>, Option<String>)> {
+        (
+            0i64..(3 * DAY / MINUTE_MS),
+            0u8..3,
+            0u8..2,
+            any::<bool>(),
+            proptest::option::of(0u8..2),
+            proptest::option::of("[a-zA-Z0-9:/ ._-]{0,12}"),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Records of a few APIs at any times, in any order, with odd fields: never a panic,
+        /// every End follows its Start, and at most one insight per series is open.
+        #[test]
+        fn records_in_any_order(events in proptest::collection::vec(event(), 0..400), tick in 0i64..(4 * DAY)) {
+            let opts = Options { min_history_minutes: 60, min_calls: 2, ..Options::default() };
+            let mut engine = Engine::new();
+            let mut out = Vec::new();
+            for (n, (minute, api, region, read_only, error, extra)) in events.iter().enumerate() {
+                let mut s = Stream::new("ec2.amazonaws.com", ["RunInstances", "StopInstances", "DescribeInstances"][*api as usize], 1.0);
+                s.region = ["eu-west-1", "us-east-1"][*region as usize].into();
+                s.read_only = *read_only;
+                s.error = error.map(|e| ["AccessDenied", "Throttling"][e as usize].into());
+                if let Some(x) = extra {
+                    s.user_arn = x.clone();
+                    s.agent = x.clone();
+                }
+                let rec = sim::record(&s, ACCOUNT, T0 + minute * MINUTE_MS + (n as i64 % 60) * 1000, n as u64);
+                engine.observe(ACCOUNT, &rec, &opts, &all_on, &mut out);
+                // Records that are not API calls are ignored.
+                engine.observe(ACCOUNT, b"{\"eventTime\":[]}", &opts, &all_on, &mut out);
+            }
+            engine.tick(T0 + tick, &opts, &all_on, &mut out);
+            let mut open: std::collections::HashSet<String> = Default::default();
+            for r in parsed(&out) {
+                let id = r["sharedEventID"].as_str().unwrap().to_owned();
+                match r["insightDetails"]["state"].as_str().unwrap() {
+                    "Start" => prop_assert!(open.insert(id)),
+                    _ => prop_assert!(open.remove(&id), "an End without its Start"),
+                }
+            }
+            prop_assert_eq!(open.len(), engine.open_incidents().len());
+        }
+    }
+}
