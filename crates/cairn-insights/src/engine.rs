@@ -325,6 +325,9 @@ struct Incident {
     /// Calls of the calm minutes since the last hot one.
     calm_total: u64,
     tally: Tally,
+    /// Who made the calls of those calm minutes (part of the insight only if it goes on).
+    #[serde(default)]
+    calm_tally: Tally,
     /// Whether the Start was recorded (Insights were on when it began).
     emitted: bool,
 }
@@ -584,6 +587,9 @@ pub struct Engine {
     apis: HashMap<String, Api>,
     history: HashMap<String, History>,
     pub counters: Counters,
+    /// Scratch space for map keys (no allocation per event).
+    #[serde(skip)]
+    scratch: String,
 }
 
 #[derive(serde::Deserialize)]
@@ -704,27 +710,50 @@ impl Engine {
             _ => false,
         };
         let minute = time.div_euclid(MINUTE_MS);
-        let hkey = format!("{account}\u{1}{region}");
-        let h = self.history.entry(hkey).or_insert(History {
-            from_minute: minute,
-            newest_ms: time,
-        });
-        h.from_minute = h.from_minute.min(minute);
-        h.newest_ms = h.newest_ms.max(time);
-        let key = format!(
-            "{account}\u{1}{region}\u{1}{source}\u{1}{name}\u{1}{}",
-            class as u8
-        );
-        let api = self.apis.entry(key.clone()).or_insert_with(|| Api {
-            account: account.to_owned(),
-            region: region.to_owned(),
-            source: source.to_owned(),
-            name: name.to_owned(),
-            class,
-            clock_ms: time,
-            calls: Series::default(),
-            errors: BTreeMap::new(),
-        });
+        let mut key = std::mem::take(&mut self.scratch);
+        key.clear();
+        key.push_str(account);
+        key.push('\u{1}');
+        key.push_str(region);
+        match self.history.get_mut(key.as_str()) {
+            Some(h) => {
+                h.from_minute = h.from_minute.min(minute);
+                h.newest_ms = h.newest_ms.max(time);
+            }
+            None => {
+                self.history.insert(
+                    key.clone(),
+                    History {
+                        from_minute: minute,
+                        newest_ms: time,
+                    },
+                );
+            }
+        }
+        for part in [source, name] {
+            key.push('\u{1}');
+            key.push_str(part);
+        }
+        key.push(if class == Class::Management { 'm' } else { 'd' });
+        if !self.apis.contains_key(key.as_str()) {
+            self.apis.insert(
+                key.clone(),
+                Api {
+                    account: account.to_owned(),
+                    region: region.to_owned(),
+                    source: source.to_owned(),
+                    name: name.to_owned(),
+                    class,
+                    clock_ms: time,
+                    calls: Series::default(),
+                    errors: BTreeMap::new(),
+                },
+            );
+        }
+        let Some(api) = self.apis.get_mut(key.as_str()) else {
+            self.scratch = key;
+            return;
+        };
         let user = who(&p.userIdentity);
         let agent = nonempty(&p.userAgent).unwrap_or("null");
         let error = nonempty(&p.errorCode);
@@ -738,17 +767,22 @@ impl Engine {
             );
         }
         if let Some(code) = error {
-            api.errors.entry(code.to_owned()).or_default().add(
-                minute,
-                user,
-                agent,
-                code,
-                &mut self.counters,
-            );
+            if !api.errors.contains_key(code) {
+                api.errors.insert(code.to_owned(), Series::default());
+            }
+            if let Some(series) = api.errors.get_mut(code) {
+                series.add(minute, user, agent, code, &mut self.counters);
+            }
         }
+        let horizon_of = |clock: i64| (clock - EVENT_GRACE_MS).div_euclid(MINUTE_MS);
+        let before = horizon_of(api.clock_ms);
         api.clock_ms = api.clock_ms.max(time);
-        let horizon = (api.clock_ms - EVENT_GRACE_MS).div_euclid(MINUTE_MS);
-        self.settle(&key, horizon, opts, enabled, out);
+        let horizon = horizon_of(api.clock_ms);
+        // Something to settle: the horizon moved, or this minute is already behind it.
+        if horizon > before || minute < horizon {
+            self.settle(&key, horizon, opts, enabled, out);
+        }
+        self.scratch = key;
     }
 
     /// Settles, by the wall clock `now_ms`, the minutes of live APIs (those with an event in
@@ -930,6 +964,7 @@ fn judge(
                 total: x,
                 calm_total: 0,
                 tally: minute.tally.clone(),
+                calm_tally: Tally::default(),
                 emitted,
             };
             counters.starts += 1;
@@ -946,16 +981,19 @@ fn judge(
         Some(inc) => {
             let calm_line = (inc.baseline.expected + opts.sensitivity / 2.0 * inc.baseline.spread)
                 .max(opts.min_calls as f64 / 2.0);
-            inc.tally.merge(&minute.tally);
             if (x as f64) > calm_line {
                 inc.last_hot = m;
                 inc.calm = 0;
                 inc.total += inc.calm_total + x;
                 inc.calm_total = 0;
+                let calm = std::mem::take(&mut inc.calm_tally);
+                inc.tally.merge(&calm);
+                inc.tally.merge(&minute.tally);
                 return;
             }
             inc.calm += 1;
             inc.calm_total += x;
+            inc.calm_tally.merge(&minute.tally);
             if inc.calm < opts.calm_minutes {
                 return;
             }

@@ -90,8 +90,14 @@ impl Insights {
         std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         let path = dir.join("state.bin");
         let saved = match std::fs::read(&path) {
-            Ok(bytes) => postcard::from_bytes::<Saved>(&bytes)
-                .map_err(|e| InsightsError::State(path.clone(), e.to_string()))?,
+            Ok(bytes) => match postcard::from_bytes::<Saved>(&bytes) {
+                Ok(saved) => saved,
+                Err(e) => {
+                    // Derived state: rebuild it from the journal rather than refuse to start.
+                    tracing::warn!(path = %path.display(), error = %e, "the insights state cannot be read; rebuilding it from the journal");
+                    Saved::default()
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::default(),
             Err(e) => return Err(io_err(&path)(e)),
         };
