@@ -273,43 +273,74 @@ impl Insights {
         }
     }
 
-    /// Runs until `shutdown` turns true, then saves.
+    /// Runs until `shutdown` turns true, then saves. The work happens on a thread of its
+    /// own at the lowest CPU priority: Insights take only the CPU time that durable ingest
+    /// leaves, and under ingest at full speed they fall behind and catch up when it eases.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         self.running.store(true, Ordering::Release);
-        loop {
-            let this = self.clone();
-            let now = cairn_event::now_ms();
-            let caught_up = tokio::task::spawn_blocking(move || this.step(now))
-                .await
-                .unwrap_or(Ok(true));
-            let caught_up = match caught_up {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (this, stopping) = (self.clone(), stop.clone());
+        let worker = std::thread::Builder::new()
+            .name("cairn-insights".into())
+            .spawn(move || this.work(&stopping));
+        let worker = match worker {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the insights worker; Insights are off");
+                return;
+            }
+        };
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Release);
+        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    }
+
+    fn work(&self, stop: &AtomicBool) {
+        lower_priority();
+        while !stop.load(Ordering::Acquire) {
+            let caught_up = match self.step(cairn_event::now_ms()) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::error!(error = %e, "the insights worker failed a step; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    std::thread::sleep(Duration::from_millis(500));
                     true
                 }
             };
-            if *shutdown.borrow() {
-                break;
-            }
             if caught_up {
+                // Wait for new events, and settle live minutes by the clock at least each
+                // second.
                 let pos = self.cursor();
-                tokio::select! {
-                    _ = self.store.wait_past(pos, Duration::from_millis(1000)) => {}
-                    _ = shutdown.changed() => {}
+                let deadline = std::time::Instant::now() + Duration::from_secs(1);
+                while !stop.load(Ordering::Acquire)
+                    && self.store.durable_end() <= pos
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
         }
-        let this = self.clone();
         let now = cairn_event::now_ms();
-        let done = tokio::task::spawn_blocking(move || {
-            this.step(now)?;
-            this.save_if_due(now, true)
-        })
-        .await;
-        if let Ok(Err(e)) = done {
+        let done = self.step(now).and_then(|_| self.save_if_due(now, true));
+        if let Err(e) = done {
             tracing::error!(error = %e, "cannot save the insights state at shutdown; it is rebuilt from the journal at the next start");
+        }
+    }
+}
+
+/// Puts the calling thread at the lowest CPU priority (nice 19), on Linux.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid and setpriority take no pointers; on Linux, PRIO_PROCESS with a
+        // thread id changes that thread only. A failure leaves the priority as it was.
+        let done =
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
+        if done != 0 {
+            tracing::debug!("cannot lower the insights worker's CPU priority");
         }
     }
 }
