@@ -530,6 +530,11 @@ fn record(
     if let Some(code) = s.error {
         details.insert("errorCode".into(), json!(code));
     }
+    // Insights on data events say so (CloudTrail's management-event records have no such
+    // member; trail delivery uses it to honour each trail's EventCategories).
+    if s.class == Class::Data {
+        details.insert("eventCategory".into(), json!("Data"));
+    }
     details.insert(
         "insightContext".into(),
         json!({
@@ -650,6 +655,11 @@ impl Engine {
     /// Series held (for tests and statistics).
     pub fn series(&self) -> usize {
         self.apis.values().map(|a| 1 + a.errors.len()).sum()
+    }
+
+    /// The size of the saved state, in bytes.
+    pub fn state_bytes(&self) -> usize {
+        postcard::to_allocvec(self).map_or(0, |v| v.len())
     }
 
     /// Insights open now: (account, region, event source, event name, type, start ms).

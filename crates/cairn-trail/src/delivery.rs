@@ -183,30 +183,39 @@ fn event_time_ms(record: &[u8]) -> Option<i64> {
     cairn_event::parse_event_time(t.event_time.as_deref()?)
 }
 
-/// The `insightDetails.insightType` of an insight record.
-fn insight_type(record: &[u8]) -> Option<String> {
+/// The `insightDetails.insightType` of an insight record, and the category of the calls it
+/// is about (`Data` when `insightDetails.eventCategory` says so, else `Management`).
+fn insight_kind(record: &[u8]) -> Option<(String, String)> {
     #[derive(Deserialize)]
     struct Details {
         #[serde(rename = "insightType")]
         insight_type: Option<String>,
+        #[serde(rename = "eventCategory")]
+        event_category: Option<String>,
     }
     #[derive(Deserialize)]
     struct R {
         #[serde(rename = "insightDetails")]
         details: Option<Details>,
     }
-    serde_json::from_slice::<R>(record)
-        .ok()?
-        .details?
-        .insight_type
+    let d = serde_json::from_slice::<R>(record).ok()?.details?;
+    let category = match d.event_category.as_deref() {
+        Some("Data") => "Data",
+        _ => "Management",
+    };
+    Some((d.insight_type?, category.to_owned()))
 }
 
-/// Whether a trail delivers insight events of this type.
-fn wants_insight(t: &Trail, ty: &str, region: &str) -> bool {
+/// Whether a trail delivers insight events of this type about calls of this category.
+fn wants_insight(t: &Trail, (ty, category): &(String, String), region: &str) -> bool {
     (t.multi_region || t.home_region == region)
-        && t.insight_selectors
-            .iter()
-            .any(|s| s.get("InsightType").and_then(|v| v.as_str()) == Some(ty))
+        && t.insight_selectors.iter().any(|s| {
+            s.get("InsightType").and_then(|v| v.as_str()) == Some(ty.as_str())
+                && match s.get("EventCategories").and_then(|c| c.as_array()) {
+                    Some(cats) => cats.iter().any(|c| c.as_str() == Some(category.as_str())),
+                    None => category == "Management",
+                }
+        })
 }
 
 fn gzip(raw: &[u8]) -> Result<Vec<u8>> {
@@ -422,7 +431,7 @@ impl Delivery {
                     };
                     let mut time = None;
                     let insight = (facts.category() == "Insight")
-                        .then(|| insight_type(record))
+                        .then(|| insight_kind(record))
                         .flatten();
                     for t in &live {
                         let wanted = match &insight {

@@ -87,6 +87,12 @@ pub fn run(args: &BenchArgs, plan: Arc<Plan>) -> Result<()> {
             c.starts as f64 / c.judged.max(1) as f64,
             calls.len() as f64 / spent.as_secs_f64()
         );
+        println!(
+            "  detector state: {} series, {} KiB saved ({:.1} KiB per series)",
+            engine.series(),
+            engine.state_bytes() / 1024,
+            engine.state_bytes() as f64 / 1024.0 / engine.series().max(1) as f64
+        );
     }
 
     // 2. Bursts: how big a jump is found, and in which minute.
