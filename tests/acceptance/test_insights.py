@@ -530,7 +530,7 @@ def check_values(entries: list, what: str) -> None:
 
 
 def check_shape(r: dict, *, state: str, region: str, source: str, name: str, itype: str,
-                error: str | None = None) -> dict:
+                error: str | None = None, data: bool = False) -> dict:
     """Checks an insight record against the spec's shape (section 5.2), member by member;
     returns its attributions by attribute."""
     assert set(r) == TOP_LEVEL, f"top-level members {sorted(r)}"
@@ -547,6 +547,10 @@ def check_shape(r: dict, *, state: str, region: str, source: str, name: str, ity
     want = {"state", "eventSource", "eventName", "insightType", "insightContext"}
     if error is not None:
         want.add("errorCode")
+    if data:
+        # Insights on data events say so; management ones are exactly CloudTrail's shape.
+        want.add("eventCategory")
+        assert d["eventCategory"] == "Data"
     assert set(d) == want, f"insightDetails members {sorted(d)}"
     assert d["state"] == state
     assert d["eventSource"] == source
@@ -1609,7 +1613,7 @@ def test_data_event_insights_on_a_trail(accounts):
     start, end = pair(records)
     for r, state in ((start, "Start"), (end, "End")):
         attrs = check_shape(r, state=state, region="eu-west-1", source="s3.amazonaws.com",
-                            name="GetObject", itype="ApiCallRateInsight")
+                            name="GetObject", itype="ApiCallRateInsight", data=True)
         assert attrs["userIdentityArn"]["insight"][0]["value"] == MINER
     assert epoch(start["eventTime"]) == b["burst_at"] and epoch(end["eventTime"]) == b["end"]
     stats = end["insightDetails"]["insightContext"]["statistics"]
