@@ -27,8 +27,10 @@ pub use engine::{Class, Counters, Emitted, Enabled, Engine, InsightType, Options
 pub const CONSUMER: &str = "insights";
 /// Records read from the journal per step.
 const FEED_BATCH: usize = 20_000;
-/// How often the state is saved while it changes.
-const SAVE_EVERY_MS: i64 = 2_000;
+/// How often the state is saved while it changes (a save is a few MB written and synced:
+/// rarely, so as not to compete with the journal's syncs; a crash only means reading more
+/// of the journal again).
+const SAVE_EVERY_MS: i64 = 30_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InsightsError {

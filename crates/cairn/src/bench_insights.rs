@@ -102,15 +102,22 @@ pub fn run(args: &BenchArgs, plan: Arc<Plan>) -> Result<()> {
         "{:>14} {:>14} {:>10} {:>22}",
         "calls/min", "burst adds", "found", "start vs burst (min)"
     );
-    for base in [0.1, 1.0, 10.0] {
-        for factor in [2.0, 4.0, 10.0] {
+    for (base, add) in [
+        (0.1, 5),
+        (1.0, 5),
+        (1.0, 8),
+        (1.0, 10),
+        (10.0, 10),
+        (10.0, 20),
+        (10.0, 30),
+    ] {
+        {
             let steady = Stream::new("ec2.amazonaws.com", "RunInstances", base);
             let mut burst = steady.clone();
             burst.rate = 0.0;
             burst.user_arn = "arn:aws:iam::111122223333:user/burst".into();
             let streams = vec![steady, burst];
             let at = T0 + 8 * DAY + 13 * 3_600_000;
-            let add = ((base * (factor - 1.0)).ceil() as u64).max(5);
             let mut calls = sim::calls(&streams, T0, 9 * 1440, 5);
             calls.extend(sim::burst(at, 5, add, 1));
             calls.sort_unstable();
