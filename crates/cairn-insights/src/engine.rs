@@ -138,6 +138,8 @@ pub struct Options {
     pub min_history_minutes: i64,
     /// Calm minutes in a row that end an insight.
     pub calm_minutes: u32,
+    /// How often the worker saves its state (and lets the journal go up to it), in ms.
+    pub save_every_ms: i64,
 }
 
 impl Default for Options {
@@ -147,6 +149,7 @@ impl Default for Options {
             min_calls: 5,
             min_history_minutes: 24 * 60,
             calm_minutes: 2,
+            save_every_ms: 30_000,
         }
     }
 }

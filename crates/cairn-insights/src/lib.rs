@@ -27,10 +27,6 @@ pub use engine::{Class, Counters, Emitted, Enabled, Engine, InsightType, Options
 pub const CONSUMER: &str = "insights";
 /// Records read from the journal per step.
 const FEED_BATCH: usize = 20_000;
-/// How often the state is saved while it changes (a save is a few MB written and synced:
-/// rarely, so as not to compete with the journal's syncs; a crash only means reading more
-/// of the journal again).
-const SAVE_EVERY_MS: i64 = 30_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InsightsError {
@@ -231,7 +227,7 @@ impl Insights {
     fn save_if_due(&self, now_ms: i64, force: bool) -> Result<()> {
         let (bytes, cursor) = {
             let mut st = self.state.lock();
-            if !st.dirty || (!force && now_ms - st.last_save_ms < SAVE_EVERY_MS) {
+            if !st.dirty || (!force && now_ms - st.last_save_ms < self.opts.save_every_ms) {
                 return Ok(());
             }
             st.saved.engine.prune();

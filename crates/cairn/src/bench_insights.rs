@@ -12,7 +12,10 @@ use cairn_client::ClientArgs;
 use cairn_insights::engine::{Emitted, Enabled, Engine, MINUTE_MS, Options};
 use cairn_insights::sim::{self, Stream};
 
-use crate::bench::{BenchArgs, Plan, ingest_over_http, start_server_with};
+use cairn_client::Client;
+use serde_json::{Value, json};
+
+use crate::bench::{BenchArgs, KEY, Plan, SECRET, ingest_over_http, start_server_with};
 
 const ACCOUNT: &str = "111122223333";
 const DAY: i64 = 86_400_000;
@@ -57,6 +60,126 @@ fn start_minutes(out: &[Emitted]) -> Vec<i64> {
         })
         .map(|t| t / MINUTE_MS)
         .collect()
+}
+
+/// One live call of RunInstances in eu-west-1.
+fn live_call(t_ms: i64, user: &str, n: u64) -> Value {
+    json!({
+        "eventVersion": "1.08",
+        "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{ACCOUNT}:user/{user}")},
+        "eventTime": cairn_event::format_event_time(t_ms),
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "RunInstances",
+        "awsRegion": "eu-west-1",
+        "eventID": uuid::Uuid::from_u128(0x11fe_0000_0000_4000_8000_0000_0000_0000 | u128::from(n)).to_string(),
+        "readOnly": false,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": ACCOUNT,
+    })
+}
+
+fn insight_states(client: &Client) -> Result<Vec<String>> {
+    let out = client.call("LookupEvents", &json!({"EventCategory": "insight"}))?;
+    Ok(out["Events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e["CloudTrailEvent"].as_str())
+                .filter_map(|r| serde_json::from_str::<Value>(r).ok())
+                .filter_map(|r| r["insightDetails"]["state"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// A server with Insights on (through an event data store), 3 hours of history, then a live
+/// burst of 10 calls a second: the seconds until its Start shows in LookupEvents, and after
+/// the burst stops, until its End does.
+fn live_latency() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_server, endpoint) = start_server_with(dir.path(), &["--insights-min-history", "1h"])?;
+    let client = Client::with_credentials(
+        &ClientArgs {
+            endpoint_url: Some(endpoint),
+            profile: None,
+            region: Some("us-east-1".into()),
+            ca_bundle: None,
+        },
+        KEY,
+        SECRET,
+    )?;
+    let store = client.call(
+        "CreateEventDataStore",
+        &json!({"Name": "insights", "AdvancedEventSelectors": [{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Insight"]}]}]}),
+    )?;
+    let stores = client.call("ListEventDataStores", &json!({}))?;
+    let default = stores["EventDataStores"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["Name"] == "cairn-default"))
+        .and_then(|s| s["EventDataStoreArn"].as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no default event data store"))?;
+    client.call(
+        "PutInsightSelectors",
+        &json!({"EventDataStore": default, "InsightsDestination": store["EventDataStoreArn"], "InsightSelectors": [{"InsightType": "ApiCallRateInsight"}]}),
+    )?;
+    let now = cairn_event::now_ms();
+    let history: Vec<Value> = (0..18)
+        .map(|i| live_call(now - 3 * 3_600_000 + i * 600_000, "ops", i as u64))
+        .collect();
+    ingest(&client, &history)?;
+    let started = Instant::now();
+    let mut n = 1000;
+    let start_after = loop {
+        let batch: Vec<Value> = (0..10)
+            .map(|_| {
+                n += 1;
+                live_call(cairn_event::now_ms(), "miner", n)
+            })
+            .collect();
+        ingest(&client, &batch)?;
+        if insight_states(&client)?.iter().any(|s| s == "Start") {
+            break started.elapsed();
+        }
+        if started.elapsed() > Duration::from_secs(240) {
+            anyhow::bail!("no insight 4 minutes into a live burst");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let stopped = Instant::now();
+    let end_after = loop {
+        if insight_states(&client)?.iter().any(|s| s == "End") {
+            break stopped.elapsed();
+        }
+        if stopped.elapsed() > Duration::from_secs(300) {
+            anyhow::bail!("no End 5 minutes after a live burst stopped");
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    println!(
+        "live burst (10 calls a second after 0.1 a minute): Start recorded {:.0} s after it began, End {:.0} s after it stopped",
+        start_after.as_secs_f64(),
+        end_after.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn ingest(client: &Client, records: &[Value]) -> Result<()> {
+    let mut body = Vec::new();
+    for r in records {
+        serde_json::to_writer(&mut body, r)?;
+        body.push(b'\n');
+    }
+    let (status, resp) = client.post(
+        "/v1/events",
+        "cloudtrail",
+        &[("content-type", "application/x-ndjson")],
+        body,
+    )?;
+    if status != 200 {
+        anyhow::bail!("ingest failed: {}", String::from_utf8_lossy(&resp));
+    }
+    Ok(())
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -137,7 +260,15 @@ pub fn run(args: &BenchArgs, plan: Arc<Plan>) -> Result<()> {
         }
     }
 
-    // 3. Ingest with and without Insights.
+    // 3. Live: how long after a burst begins its Start is recorded, and after it stops, its
+    // End.
+    println!();
+    live_latency()?;
+
+    // 4. Ingest with and without Insights (`--runs 0` skips it).
+    if args.runs == 0 {
+        return Ok(());
+    }
     println!();
     println!(
         "ingest over HTTP ({} events, batches of {}, {} writers), with and without Insights, {} runs each, alternating:",
@@ -145,7 +276,7 @@ pub fn run(args: &BenchArgs, plan: Arc<Plan>) -> Result<()> {
     );
     let mut with = Vec::new();
     let mut without = Vec::new();
-    for run in 0..args.runs.max(1) * 2 {
+    for run in 0..args.runs * 2 {
         let on = run % 2 == 0;
         let dir = tempfile::tempdir()?;
         let extra: &[&str] = if on { &[] } else { &["--no-insights"] };

@@ -97,6 +97,10 @@ struct ServeArgs {
     /// (`24h`; stored and imported events count).
     #[arg(long, default_value = "24h")]
     insights_min_history: String,
+    /// How often Insights save their state (a few MB, synced). The journal keeps what they
+    /// have read since their last save, so retention can run this much late.
+    #[arg(long, default_value = "30s")]
+    insights_save_interval: String,
     /// Do not run Insights (no insight events are made).
     #[arg(long)]
     no_insights: bool,
@@ -217,6 +221,11 @@ fn serve(args: ServeArgs) -> Result<()> {
             3_600_000,
             "--insights-min-history",
         )? / 60_000,
+        save_every_ms: parse_duration(
+            &args.insights_save_interval,
+            1_000,
+            "--insights-save-interval",
+        )?,
         ..cairn_insights::Options::default()
     };
     let digest_period_ms = parse_duration(&args.digest_period, 1_000, "--digest-period")?;

@@ -322,11 +322,18 @@ fn events_are_visible_at_once_and_paging_holds_while_events_arrive() {
 #[test]
 fn retention_drops_old_segments_and_restart_keeps_the_rest() {
     let dir = tempfile::tempdir().unwrap();
-    // (The lake holds the journal until it has written its segment files: a short flush
-    // period lets retention work within the test's time.)
+    // (The lake holds the journal until it has written its segment files, and Insights until
+    // they have saved their state: short periods let retention work within the test's time.)
     let server = Server::start(
         dir.path(),
-        &["--retention-days", "3s", "--lake-flush", "1s"],
+        &[
+            "--retention-days",
+            "3s",
+            "--lake-flush",
+            "1s",
+            "--insights-save-interval",
+            "1s",
+        ],
     );
     let client = server.client();
     ingest(
