@@ -56,6 +56,10 @@ struct State {
     saved: Saved,
     dirty: bool,
     last_save_ms: i64,
+    /// Insight events made but not yet stored (the store refused them): stored before
+    /// anything else is read, and while any wait the state is not saved, so that a restart
+    /// makes them again.
+    unrecorded: Vec<Emitted>,
 }
 
 /// The Insights worker.
@@ -113,6 +117,7 @@ impl Insights {
                 },
                 dirty: false,
                 last_save_ms: 0,
+                unrecorded: Vec::new(),
             }),
             running: AtomicBool::new(false),
         })
@@ -140,6 +145,8 @@ impl Insights {
     /// Reads up to a batch of stored events, stores the insight events they cause, and
     /// returns whether it has caught up with the journal.
     pub fn step(&self, now_ms: i64) -> Result<bool> {
+        let waiting = std::mem::take(&mut self.state.lock().unrecorded);
+        self.record(waiting, now_ms)?;
         let from = self.cursor();
         let until = self.store.durable_end();
         let (fed, next) = self.store.feed(from, until, FEED_BATCH, |_| true)?;
@@ -152,16 +159,15 @@ impl Insights {
                     engine.observe(&frame.account, record, &self.opts, &*self.enabled, &mut out);
                 }
             }
-        }
-        self.record(out, now_ms)?;
-        let caught_up = next == from || next >= until;
-        {
-            let mut st = self.state.lock();
+            // The events are counted: the cursor moves past them whatever becomes of the
+            // insight events they made.
             if next != from {
                 st.saved.cursor = Some(next);
                 st.dirty = true;
             }
         }
+        self.record(out, now_ms)?;
+        let caught_up = next == from || next >= until;
         if caught_up {
             self.tick(now_ms)?;
         }
@@ -185,10 +191,19 @@ impl Insights {
     }
 
     /// Stores insight events durably (a repeat of one already stored is dropped by its ID).
+    /// Those the store refuses wait in memory for the next step.
     fn record(&self, out: Vec<Emitted>, now_ms: i64) -> Result<()> {
         if out.is_empty() {
             return Ok(());
         }
+        let done = self.store_all(&out, now_ms);
+        if done.is_err() {
+            self.state.lock().unrecorded.extend(out);
+        }
+        done
+    }
+
+    fn store_all(&self, out: &[Emitted], now_ms: i64) -> Result<()> {
         let mut by_account: Vec<(String, Vec<cairn_event::Normalised>)> = Vec::new();
         for e in out {
             let n = match cairn_event::normalise(&e.record, &e.account, now_ms) {
@@ -207,7 +222,7 @@ impl Insights {
             );
             match by_account.iter_mut().find(|(a, _)| *a == e.account) {
                 Some((_, list)) => list.push(n),
-                None => by_account.push((e.account, vec![n])),
+                None => by_account.push((e.account.clone(), vec![n])),
             }
         }
         for (account, records) in by_account {
@@ -227,7 +242,10 @@ impl Insights {
     fn save_if_due(&self, now_ms: i64, force: bool) -> Result<()> {
         let (bytes, cursor) = {
             let mut st = self.state.lock();
-            if !st.dirty || (!force && now_ms - st.last_save_ms < self.opts.save_every_ms) {
+            if !st.dirty
+                || !st.unrecorded.is_empty()
+                || (!force && now_ms - st.last_save_ms < self.opts.save_every_ms)
+            {
                 return Ok(());
             }
             st.saved.engine.prune();
