@@ -1,7 +1,10 @@
-//! Rules for Cairn: deciding which audit events deserve attention. For now this is
-//! EventBridge-compatible event patterns ([`pattern`]), parsed and validated once and then
-//! matched against events; Sigma rules and alerting will join them here.
+//! Rules for Cairn: deciding which audit events deserve attention. Two kinds of rule are
+//! parsed and validated once and then matched against events: EventBridge-compatible event
+//! patterns ([`pattern`]) and Sigma detection rules for the `aws`/`cloudtrail` log source
+//! ([`sigma`]). Alerting will join them here.
 
 pub mod pattern;
+pub mod sigma;
 
 pub use pattern::{Pattern, PatternError};
+pub use sigma::{SigmaError, SigmaRule, load_dir as load_sigma_dir};
