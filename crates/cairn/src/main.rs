@@ -301,8 +301,8 @@ fn serve(args: ServeArgs) -> Result<()> {
                 segment_max_age_ms: segment_age_ms,
                 ..cairn_journal::Options::default()
             },
-            // Trail delivery and the lake set their real holds as they open, before
-            // retention may run.
+            // Trail delivery, the lake and Insights set their real holds as they open,
+            // before retention may run.
             held_by: {
                 let mut v = vec![
                     cairn_trail::delivery::CONSUMER,
