@@ -14,20 +14,14 @@ fuzz_target!(|data: &[u8]| {
         min_calls: 1,
         ..Options::default()
     };
-    let on = |_: &str, _: &str| Enabled {
-        call_management: true,
-        error_management: true,
-        call_data: true,
-        error_data: true,
-    };
     let mut engine = Engine::new();
     let mut out = Vec::new();
     for raw in parts {
         if let Ok(n) = cairn_event::normalise(raw, "123456789012", 1_700_000_000_000) {
-            engine.observe("123456789012", &n.bytes, &opts, &on, &mut out);
+            engine.observe("123456789012", &n.bytes, &opts, &Enabled::everywhere, &mut out);
         }
     }
-    engine.tick(1_700_000_000_000, &opts, &on, &mut out);
+    engine.tick(1_700_000_000_000, &opts, &Enabled::everywhere, &mut out);
     engine.prune();
     for e in out {
         let n = cairn_event::normalise(&e.record, &e.account, 1_700_000_000_000)

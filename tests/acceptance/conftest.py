@@ -538,12 +538,17 @@ def cairn(tmp_path_factory, request):
         yield c
     finally:
         _LIVE.remove(c)
-        crashed = server.proc is not None and server.proc.poll() is not None
-        status = server.proc.returncode if crashed else None
-        server.stop()
-        if crashed:
-            pytest.fail(f"cairn serve died during the tests (exit status {status})\n"
-                        f"--- server log ---\n{server.log_tail()}", pytrace=False)
+        stop_checked(server)
+
+
+def stop_checked(server: CairnServer) -> None:
+    """Stops a server, and fails the test if it had died by itself before."""
+    crashed = server.proc is not None and server.proc.poll() is not None
+    status = server.proc.returncode if crashed else None
+    server.stop()
+    if crashed:
+        pytest.fail(f"cairn serve died during the tests (exit status {status})\n"
+                    f"--- server log ---\n{server.log_tail()}", pytrace=False)
 
 
 @pytest.fixture(scope="module")

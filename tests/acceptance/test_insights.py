@@ -49,7 +49,7 @@ from botocore.exceptions import ClientError
 
 from conftest import (_LIVE, ACCESS_KEY_ID, ACCOUNT_ID, OTHER_ACCESS_KEY_ID, OTHER_ACCOUNT_ID,
                       OTHER_SECRET_ACCESS_KEY, SECRET_ACCESS_KEY, Cairn, CairnServer, cairn_bin,
-                      epoch, parse_record)
+                      epoch, parse_record, stop_checked)
 
 MINUTE = 60
 HOUR = 3600
@@ -354,13 +354,7 @@ def start_server(tmp: Path, name: str, extra: list[str]) -> Cairn:
 def stop_server(c: Cairn) -> None:
     if c in _LIVE:
         _LIVE.remove(c)
-    server = c.server
-    crashed = server.proc is not None and server.proc.poll() is not None
-    status = server.proc.returncode if crashed else None
-    server.stop()
-    if crashed:
-        pytest.fail(f"cairn serve died during the tests (exit status {status})\n"
-                    f"--- server log ---\n{server.log_tail()}", pytrace=False)
+    stop_checked(c.server)
 
 
 def cli_error(proc: subprocess.CompletedProcess) -> str:

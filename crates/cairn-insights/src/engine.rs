@@ -86,6 +86,17 @@ pub struct Enabled {
 }
 
 impl Enabled {
+    /// Every insight on, in every account and region (an [`crate::EnabledFn`] for tools,
+    /// tests and benchmarks).
+    pub fn everywhere(_account: &str, _region: &str) -> Enabled {
+        Enabled {
+            call_management: true,
+            error_management: true,
+            call_data: true,
+            error_data: true,
+        }
+    }
+
     pub fn allows(&self, ty: InsightType, class: Class) -> bool {
         match (ty, class) {
             (InsightType::ApiCallRateInsight, Class::Management) => self.call_management,

@@ -15,15 +15,6 @@ const DAY: i64 = 86_400_000;
 /// A Monday, 00:00 UTC, well in the past.
 const T0: i64 = 1_767_571_200_000; // 2026-01-05
 
-fn all_on(_: &str, _: &str) -> Enabled {
-    Enabled {
-        call_management: true,
-        error_management: true,
-        call_data: true,
-        error_data: true,
-    }
-}
-
 fn feed(
     engine: &mut Engine,
     streams: &[Stream],
@@ -33,7 +24,7 @@ fn feed(
 ) {
     for (n, (t, i)) in calls.iter().enumerate() {
         let rec = sim::record(&streams[*i], ACCOUNT, *t, n as u64);
-        engine.observe(ACCOUNT, &rec, opts, &all_on, out);
+        engine.observe(ACCOUNT, &rec, opts, &Enabled::everywhere, out);
     }
 }
 
@@ -284,6 +275,19 @@ fn open_store(dir: &std::path::Path) -> Arc<Store> {
     )
 }
 
+/// The store and an Insights worker on it (every insight on), as a server opens them.
+fn open_insights(dir: &std::path::Path) -> (Arc<Store>, Insights) {
+    let store = open_store(dir);
+    let insights = Insights::open(
+        dir,
+        store.clone(),
+        Arc::new(Enabled::everywhere),
+        Options::default(),
+    )
+    .unwrap();
+    (store, insights)
+}
+
 fn ingest(store: &Store, streams: &[Stream], calls: &[(i64, usize)], first_id: u64) {
     for (k, chunk) in calls.chunks(500).enumerate() {
         let batch = chunk
@@ -323,14 +327,7 @@ fn a_restart_in_the_middle_of_an_insight_keeps_it_with_one_start() {
         .unwrap();
     let now = T0 + 30 * DAY;
     {
-        let store = open_store(tmp.path());
-        let insights = Insights::open(
-            tmp.path(),
-            store.clone(),
-            Arc::new(all_on),
-            Options::default(),
-        )
-        .unwrap();
+        let (store, insights) = open_insights(tmp.path());
         ingest(&store, &streams, &calls[..split], 0);
         insights.catch_up(now).unwrap();
         let found = insight_events(&store);
@@ -339,14 +336,7 @@ fn a_restart_in_the_middle_of_an_insight_keeps_it_with_one_start() {
     }
     // Again, as after a crash that lost the last save: the same events are read again.
     {
-        let store = open_store(tmp.path());
-        let insights = Insights::open(
-            tmp.path(),
-            store.clone(),
-            Arc::new(all_on),
-            Options::default(),
-        )
-        .unwrap();
+        let (store, insights) = open_insights(tmp.path());
         assert_eq!(
             insights.open_incidents().len(),
             1,
@@ -369,14 +359,7 @@ fn a_restart_in_the_middle_of_an_insight_keeps_it_with_one_start() {
     // A consumer whose state file is gone replays the journal from its start: the same
     // insight again, stored once.
     std::fs::remove_file(tmp.path().join("insights/state.bin")).unwrap();
-    let store = open_store(tmp.path());
-    let insights = Insights::open(
-        tmp.path(),
-        store.clone(),
-        Arc::new(all_on),
-        Options::default(),
-    )
-    .unwrap();
+    let (store, insights) = open_insights(tmp.path());
     insights.catch_up(now).unwrap();
     assert_eq!(insight_events(&store).len(), 2);
 }
@@ -420,11 +403,11 @@ mod any_order {
                     s.agent = x.clone();
                 }
                 let rec = sim::record(&s, ACCOUNT, T0 + minute * MINUTE_MS + (n as i64 % 60) * 1000, n as u64);
-                engine.observe(ACCOUNT, &rec, &opts, &all_on, &mut out);
+                engine.observe(ACCOUNT, &rec, &opts, &Enabled::everywhere, &mut out);
                 // Records that are not API calls are ignored.
-                engine.observe(ACCOUNT, b"{\"eventTime\":[]}", &opts, &all_on, &mut out);
+                engine.observe(ACCOUNT, b"{\"eventTime\":[]}", &opts, &Enabled::everywhere, &mut out);
             }
-            engine.tick(T0 + tick, &opts, &all_on, &mut out);
+            engine.tick(T0 + tick, &opts, &Enabled::everywhere, &mut out);
             let mut open: std::collections::HashSet<String> = Default::default();
             for r in parsed(&out) {
                 let id = r["sharedEventID"].as_str().unwrap().to_owned();

@@ -22,15 +22,6 @@ const DAY: i64 = 86_400_000;
 /// A Monday, 00:00 UTC.
 const T0: i64 = 1_767_571_200_000;
 
-fn all_on(_: &str, _: &str) -> Enabled {
-    Enabled {
-        call_management: true,
-        error_management: true,
-        call_data: true,
-        error_data: true,
-    }
-}
-
 /// Feeds calls to a fresh engine: (engine, insight records, time spent in the detector).
 fn detect(
     streams: &[Stream],
@@ -43,7 +34,7 @@ fn detect(
     for (n, (t, i)) in calls.iter().enumerate() {
         let rec = sim::record(&streams[*i], ACCOUNT, *t, n as u64);
         let started = Instant::now();
-        engine.observe(ACCOUNT, &rec, opts, &all_on, &mut out);
+        engine.observe(ACCOUNT, &rec, opts, &Enabled::everywhere, &mut out);
         spent += started.elapsed();
     }
     (engine, out, spent)
