@@ -110,17 +110,23 @@ pub fn response(counts: &Counts) -> Value {
     })
 }
 
-/// Serves an operation of `Cairn_20261121` (CountEvents is the only one).
+/// Serves an operation of `Cairn_20261121`: CountEvents here, the rules operations in
+/// [`crate::rules`].
 pub async fn dispatch(
     state: &AppState,
     caller: &Caller,
     op: &str,
     input: &Input,
 ) -> Result<Value, ApiError> {
+    if let Some(done) = crate::rules::dispatch(state, caller, op, input).await {
+        return done;
+    }
     if op != "CountEvents" {
         return Err(ApiError::bad(
             "UnknownOperationException",
-            format!("{op} is not an operation of Cairn_20261121; the only one is CountEvents"),
+            format!(
+                "{op} is not an operation of Cairn_20261121: CountEvents, PutRule, GetRule, ListRules, EnableRule, DisableRule, DeleteRule, TestRule, ListAlerts and GetAlertTargets are"
+            ),
         ));
     }
     // Counting reveals no more than looking the events up.

@@ -16,6 +16,7 @@ pub mod insights;
 pub mod lake;
 pub mod lookup;
 pub mod public_keys;
+pub mod rules;
 pub mod s3;
 pub mod sigv4;
 pub mod tls;
@@ -95,6 +96,8 @@ pub struct AppState {
     /// CloudTrail Lake: event data stores, segments and queries (`None` serves no Lake
     /// operation).
     pub lake: Option<Arc<cairn_lake::Lake>>,
+    /// Rules and alerts (None: started with --no-rules).
+    pub alerting: Option<Arc<rules::Alerting>>,
 }
 
 pub fn router(state: Arc<AppState>) -> Router {

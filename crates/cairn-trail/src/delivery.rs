@@ -74,6 +74,8 @@ pub struct DeliveryOptions {
     pub interval_ms: i64,
     /// The digest period (CloudTrail: one hour).
     pub digest_period_ms: i64,
+    /// Where the notifications of trails with an SNS topic go (none: not sent).
+    pub notifier: Option<cairn_rules::Notifier>,
 }
 
 impl Default for DeliveryOptions {
@@ -81,6 +83,7 @@ impl Default for DeliveryOptions {
         DeliveryOptions {
             interval_ms: 60_000,
             digest_period_ms: 3_600_000,
+            notifier: None,
         }
     }
 }

@@ -80,6 +80,7 @@ fn open_with(dir: &Path, store: Arc<Store>, trails: Arc<Trails>) -> (Arc<Deliver
         DeliveryOptions {
             interval_ms: 1000,
             digest_period_ms: 10_000,
+            ..DeliveryOptions::default()
         },
     )
     .expect("delivery");

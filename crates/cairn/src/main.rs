@@ -1,6 +1,7 @@
 //! The `cairn` command: `serve` runs the server; `lookup`, `import` and `bench` talk to it.
 
 mod admin;
+mod alerts;
 mod archive;
 mod bench;
 mod bench_insights;
@@ -104,6 +105,38 @@ struct ServeArgs {
     /// Do not run Insights (no insight events are made).
     #[arg(long)]
     no_insights: bool,
+    /// A folder of Sigma rules (`aws`/`cloudtrail` log source) run in every account. Rules
+    /// Cairn cannot evaluate are listed at start with the reason.
+    #[arg(long, env = "CAIRN_RULES_DIR")]
+    rules_dir: Option<PathBuf>,
+    /// Do not run the default rule pack (root use, failed sign-ins, logging stopped, ...).
+    #[arg(long)]
+    no_default_rules: bool,
+    /// Run no rules at all (no alerts are raised).
+    #[arg(long)]
+    no_rules: bool,
+    /// Where alerts go; repeat for several: `webhook=URL` (signed JSON), `slack=URL` (a
+    /// Slack-compatible incoming webhook), `file=PATH` (NDJSON) or `stdout`.
+    #[arg(long = "alert-target", value_name = "TARGET")]
+    alert_targets: Vec<String>,
+    /// The key webhooks are signed with (X-Cairn-Signature). Default: one made at the first
+    /// start and kept in <data-dir>/rules/webhook.secret.
+    #[arg(long, env = "CAIRN_ALERT_WEBHOOK_SECRET", hide_env_values = true)]
+    alert_webhook_secret: Option<String>,
+    /// Tries per alert and target before it goes to the dead-letter file.
+    #[arg(long, default_value = "8")]
+    alert_attempts: u32,
+    /// The wait before the first retry of an alert; doubled after each, up to 30 s.
+    #[arg(long, default_value = "500ms")]
+    alert_backoff: String,
+    /// Post trail delivery notifications (trails with an SNS topic) to this webhook, as the
+    /// SNS message CloudTrail publishes.
+    #[arg(long)]
+    notification_webhook: Option<String>,
+    /// The address users reach this server at, for links in alerts (default: the address
+    /// it listens on).
+    #[arg(long)]
+    public_url: Option<String>,
     /// How long a digest signing key is used before a new one takes over.
     #[arg(long, default_value = "30d")]
     signing_key_rotation: String,
@@ -229,6 +262,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         ..cairn_insights::Options::default()
     };
     let digest_period_ms = parse_duration(&args.digest_period, 1_000, "--digest-period")?;
+    let alert_setup = alerts::Setup::from_args(
+        &args.data_dir,
+        &args.alert_targets,
+        args.alert_webhook_secret.as_deref(),
+        args.alert_attempts,
+        &args.alert_backoff,
+        args.notification_webhook.as_deref(),
+    )?;
     let segment_age_ms = parse_duration(&args.journal_segment_age, 1_000, "--journal-segment-age")?;
     let rotation_ms = parse_duration(
         &args.signing_key_rotation,
@@ -311,6 +352,9 @@ fn serve(args: ServeArgs) -> Result<()> {
                 if !args.no_insights {
                     v.push(cairn_insights::CONSUMER);
                 }
+                if !args.no_rules {
+                    v.push(cairn_rules::CONSUMER);
+                }
                 v
             },
             ..StoreOptions::default()
@@ -335,6 +379,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         cairn_trail::delivery::DeliveryOptions {
             interval_ms,
             digest_period_ms,
+            notifier: alert_setup
+                .notification_webhook
+                .clone()
+                .map(|url| cairn_rules::Notifier::new(url, alert_setup.send.clone())),
         },
     )?;
     let lake = Arc::new(cairn_lake::Lake::open(
@@ -363,6 +411,16 @@ fn serve(args: ServeArgs) -> Result<()> {
             insights_options,
         )?))
     };
+    let alerting = if args.no_rules {
+        None
+    } else {
+        Some(alert_setup.open(
+            &args.data_dir,
+            store.clone(),
+            args.rules_dir.as_deref(),
+            !args.no_default_rules,
+        )?)
+    };
     let buckets_text = buckets.describe();
     let (auditor, audit_writer) = cairn_api::audit::Auditor::start(store.clone())?;
     let console = cairn_api::console::Console::new(iam.clone(), tls.is_some());
@@ -378,6 +436,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         buckets,
         keys,
         lake: Some(lake.clone()),
+        alerting: alerting.clone(),
     });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -396,6 +455,12 @@ fn serve(args: ServeArgs) -> Result<()> {
         let insights_task = insights
             .clone()
             .map(|i| tokio::spawn(i.run(delivery_stopped.clone())));
+        let alert_tasks = alerting.as_ref().map(|a| {
+            (
+                tokio::spawn(a.rules.clone().run(delivery_stopped.clone())),
+                tokio::spawn(a.dispatcher.clone().run(delivery_stopped.clone())),
+            )
+        });
         let delivery_task = tokio::spawn(delivery.run(delivery_stopped));
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
@@ -403,6 +468,9 @@ fn serve(args: ServeArgs) -> Result<()> {
         let addr = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let endpoint = format!("{scheme}://{addr}");
+        if let Some(a) = &alerting {
+            *a.console_base.write() = args.public_url.clone().unwrap_or_else(|| endpoint.clone());
+        }
         let stats = store.stats();
         println!("Cairn {} is running.", env!("CARGO_PKG_VERSION"));
         println!();
@@ -435,6 +503,10 @@ fn serve(args: ServeArgs) -> Result<()> {
             "  SQL (Lake):        FROM {} (the default event data store)",
             cairn_lake::stores::default_id(&boot.account_id)
         );
+        match &alerting {
+            Some(a) => alerts::print_banner(a, &alert_setup),
+            None => println!("  Rules:             off (--no-rules)"),
+        }
         println!();
         if let (Some(id), Some(secret)) = (&boot.access_key_id, &boot.secret) {
             println!("Try it:");
@@ -464,6 +536,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         let _ = lake_task.await;
         if let Some(t) = insights_task {
             let _ = t.await;
+        }
+        if let Some((rules, dispatch)) = alert_tasks {
+            let _ = rules.await;
+            let _ = dispatch.await;
         }
         if let Some(t) = archive_task {
             let _ = t.await;
