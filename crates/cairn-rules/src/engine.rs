@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, VecDeque};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::envelope::envelope;
 use crate::rule::{Rule, RuleSet};
 
 /// One alert: a rule fired on an event (or, for a threshold, on the event that completed the
@@ -102,13 +101,29 @@ impl Engine {
         if rules.is_empty() {
             return;
         }
+        self.observe_owned(account, record.clone(), rules, out);
+    }
+
+    /// [`Engine::observe`] for a record the caller no longer needs: it becomes the
+    /// envelope's `detail` without a copy.
+    pub fn observe_owned(
+        &mut self,
+        account: &str,
+        record: Value,
+        rules: &RuleSet,
+        out: &mut Vec<Alert>,
+    ) {
+        if rules.is_empty() {
+            return;
+        }
         if !record.is_object() {
             self.unreadable += 1;
             return;
         }
-        let env = envelope(account, record);
-        let t = event_time_ms(record);
+        let t = event_time_ms(&record);
         self.latest_ms = self.latest_ms.max(t);
+        let env = crate::envelope::envelope_of(account, record);
+        let record = &env["detail"];
         for rule in rules.iter() {
             if rule.matches(record, &env) {
                 self.fire(account, rule, record, &env, t, out);

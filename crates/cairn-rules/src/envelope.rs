@@ -36,23 +36,35 @@ pub fn source(record: &Value) -> String {
 /// The envelope of one record stored in `account`. `id` is derived from the record's
 /// `eventID`, so the same record always gets the same envelope.
 pub fn envelope(account: &str, record: &Value) -> Value {
-    let str_of = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or_default();
+    envelope_of(account, record.clone())
+}
+
+/// [`envelope`], taking the record (it becomes `detail`).
+pub fn envelope_of(account: &str, record: Value) -> Value {
+    let str_of = |k: &str| {
+        record
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let event_id = str_of("eventID");
     let id = uuid::Uuid::new_v5(&crate::NAMESPACE, format!("envelope|{event_id}").as_bytes());
     let mut env = Map::with_capacity(9);
     env.insert("version".into(), json!("0"));
     env.insert("id".into(), json!(id.to_string()));
-    env.insert("detail-type".into(), json!(detail_type(record)));
-    env.insert("source".into(), json!(source(record)));
+    env.insert("detail-type".into(), json!(detail_type(&record)));
+    env.insert("source".into(), json!(source(&record)));
     let owner = record
-        .pointer("/recipientAccountId")
+        .get("recipientAccountId")
         .and_then(Value::as_str)
-        .unwrap_or(account);
+        .unwrap_or(account)
+        .to_owned();
     env.insert("account".into(), json!(owner));
     env.insert("time".into(), json!(str_of("eventTime")));
     env.insert("region".into(), json!(str_of("awsRegion")));
     env.insert("resources".into(), json!([]));
-    env.insert("detail".into(), record.clone());
+    env.insert("detail".into(), record);
     Value::Object(env)
 }
 

@@ -236,7 +236,9 @@ impl Rules {
                 }
                 for bytes in &frame.records {
                     match serde_json::from_slice::<Value>(bytes) {
-                        Ok(record) => engine.observe(&frame.account, &record, &rules, &mut alerts),
+                        Ok(record) => {
+                            engine.observe_owned(&frame.account, record, &rules, &mut alerts)
+                        }
                         Err(_) => engine.unreadable += 1,
                     }
                 }
