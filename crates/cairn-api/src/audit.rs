@@ -143,9 +143,10 @@ fn store_with_retry(store: &Store, account: &str, records: Vec<cairn_event::Norm
     }
 }
 
-/// Whether an operation only reads (CloudTrail's rule: Get, Describe, List, Lookup).
+/// Whether an operation only reads (CloudTrail's rule: Get, Describe, List, Lookup; and
+/// Cairn's CountEvents and TestRule).
 pub fn read_only(op: &str) -> bool {
-    ["Get", "Describe", "List", "Lookup", "Head", "Count"]
+    ["Get", "Describe", "List", "Lookup", "Head", "Count", "Test"]
         .iter()
         .any(|p| op.starts_with(p))
 }
@@ -381,6 +382,8 @@ mod tests {
         assert!(read_only("GetTrailStatus"));
         assert!(read_only("ListPublicKeys"));
         assert!(read_only("CountEvents"));
+        assert!(read_only("TestRule"));
+        assert!(!read_only("PutRule"));
         assert!(!read_only("StopLogging"));
         assert!(!read_only("PutAuditEvents"));
         assert!(!read_only("CreateAccessKey"));

@@ -257,7 +257,12 @@ impl Rules {
             return Ok(());
         }
         match self.outbox.append(&alerts, cairn_event::now_ms()) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                for a in &alerts {
+                    tracing::info!(rule = %a.rule, account = %a.account, alert_id = %a.alert_id, event_id = %a.event_id, "alert");
+                }
+                Ok(())
+            }
             Err(e) => {
                 self.state.lock().pending.extend(alerts);
                 let path = self.outbox.path().map(Path::to_owned).unwrap_or_default();
