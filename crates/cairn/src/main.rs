@@ -11,6 +11,7 @@ mod import;
 mod import_validate;
 mod lookup;
 mod query;
+mod rules_cli;
 mod validate;
 
 use std::path::PathBuf;
@@ -56,6 +57,9 @@ enum Command {
     Validate(Box<validate::ValidateArgs>),
     /// Run a CloudTrail Lake SQL query and print its results.
     Query(Box<query::QueryArgs>),
+    /// Manage rules (list, add, enable, disable, delete), test them on files or history, and
+    /// read alerts.
+    Rules(Box<rules_cli::RulesArgs>),
 }
 
 #[derive(clap::Args)]
@@ -200,6 +204,7 @@ fn main() -> Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Validate(args) => validate::run(*args),
         Command::Query(args) => query::run(*args),
+        Command::Rules(args) => rules_cli::run(*args),
     }
 }
 

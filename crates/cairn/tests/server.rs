@@ -505,3 +505,166 @@ fn store_segments_are_copied_to_a_bucket_and_restored_from_it() {
     );
     server.stop();
 }
+
+/// Runs `cairn rules ARGS` against the server: (success, stdout, stderr).
+fn cairn_rules(server: &Server, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .arg("rules")
+        .args(args)
+        .args(["--endpoint-url", &server.endpoint, "--region", "us-east-1"])
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env_remove("AWS_PROFILE")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("run cairn rules");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn rules_json(server: &Server, args: &[&str]) -> Value {
+    let (ok, stdout, stderr) = cairn_rules(server, args);
+    assert!(ok, "cairn rules {args:?} failed: {stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {stdout}"))
+}
+
+#[test]
+fn rules_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let pattern = r#"{"source": ["aws.s3"], "detail": {"eventName": ["DeleteBucket"]}}"#;
+    let (ok, out, err) = cairn_rules(
+        &server,
+        &[
+            "add",
+            "bucket-gone",
+            "--pattern",
+            pattern,
+            "--severity",
+            "critical",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("Created rule bucket-gone"), "{out}");
+    let (ok, out, _) = cairn_rules(&server, &["add", "bucket-gone", "--pattern", pattern]);
+    assert!(ok && out.contains("Replaced rule bucket-gone"), "{out}");
+    cairn_rules(
+        &server,
+        &[
+            "add",
+            "bucket-gone",
+            "--pattern",
+            pattern,
+            "--severity",
+            "critical",
+        ],
+    );
+
+    // A bad pattern: the server's code and the path at fault, and a failing exit.
+    let (ok, _, err) = cairn_rules(
+        &server,
+        &[
+            "add",
+            "bad",
+            "--pattern",
+            r#"{"detail": {"eventName": "DeleteBucket"}}"#,
+        ],
+    );
+    assert!(!ok, "a bad pattern was accepted");
+    assert!(
+        err.contains("InvalidEventPatternException") && err.contains("detail.eventName"),
+        "{err}"
+    );
+
+    // The default pack's rule for the same event, turned off: only ours alerts.
+    let (ok, _, err) = cairn_rules(&server, &["disable", "cairn-bucket-deleted"]);
+    assert!(ok, "{err}");
+    let listed = rules_json(&server, &["list", "--json"]);
+    let rule = |name: &str| {
+        listed["Rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["Name"] == name)
+            .unwrap_or_else(|| panic!("{name} not listed: {listed}"))
+            .clone()
+    };
+    assert_eq!(rule("cairn-bucket-deleted")["Enabled"], false);
+    assert_eq!(rule("bucket-gone")["Severity"], "critical");
+    let (ok, table, _) = cairn_rules(&server, &["list"]);
+    assert!(ok && table.contains("bucket-gone") && table.contains("Last match"));
+
+    let mut ev = record("bucket-gone-1", &now_iso(), "cleaner");
+    ev["eventName"] = json!("DeleteBucket");
+    ev["eventSource"] = json!("s3.amazonaws.com");
+    ev["requestParameters"] = json!({"bucketName": "doomed-bucket"});
+    ingest(&server.client(), &[ev]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let alerts = loop {
+        let alerts = rules_json(&server, &["alerts", "--json"]);
+        if alerts.as_array().is_some_and(|a| !a.is_empty()) {
+            break alerts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alert within 5 s of the event"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["rule"]["name"], "bucket-gone");
+    assert_eq!(alerts[0]["eventId"], "bucket-gone-1");
+    let (ok, table, _) = cairn_rules(&server, &["alerts", "--rule", "bucket-gone"]);
+    assert!(ok && table.contains("DeleteBucket by") && table.contains("/console/events?"));
+    let shown = rules_json(&server, &["show", "bucket-gone", "--json"]);
+    assert_eq!(shown["Hits"]["Alerts"], 1, "{shown}");
+
+    // Tests: on stored history (on the server), and on a file (here, with no server at all).
+    let tested = rules_json(
+        &server,
+        &[
+            "test",
+            "bucket-gone",
+            "--start",
+            "-1h",
+            "--end",
+            "now",
+            "--json",
+        ],
+    );
+    assert_eq!(tested["Alerts"][0]["eventId"], "bucket-gone-1", "{tested}");
+    let local = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["rules", "test", "--file"])
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/datasets/seed-scenarios.jsonl"),
+        )
+        .arg("--sigma")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "../../../shared/datasets/sigma/aws_cloudtrail_console_login_failed_authentication.yml",
+        ))
+        .args(["--endpoint-url", "http://127.0.0.1:9"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&local.stdout);
+    assert!(
+        local.status.success(),
+        "{}",
+        String::from_utf8_lossy(&local.stderr)
+    );
+    assert!(out.contains("7 scanned, 2 matched, 2 alerts"), "{out}");
+
+    let (ok, _, err) = cairn_rules(&server, &["delete", "bucket-gone"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cairn_rules(&server, &["show", "bucket-gone"]);
+    assert!(!ok && err.contains("RuleNotFoundException"), "{err}");
+    let (ok, out, _) = cairn_rules(&server, &["targets"]);
+    assert!(ok && out.contains("No alert targets"), "{out}");
+    server.stop();
+}
