@@ -39,8 +39,13 @@ pub struct BenchArgs {
     /// without Insights.
     #[arg(long)]
     insights: bool,
-    /// Runs of each SQL query, or of each ingest with and without Insights (the median is
-    /// reported).
+    /// Measure alerts instead: the time from an event's acknowledgement to the webhook
+    /// request of the alert it raises, under ingest at full speed and under a quiet load, and
+    /// ingest with rules on and off.
+    #[arg(long)]
+    alerts: bool,
+    /// Runs of each SQL query, or of each ingest with and without Insights or rules (the
+    /// median is reported).
     #[arg(long, default_value_t = 5)]
     pub(crate) runs: usize,
     /// The Python with `duckdb` for the SQL comparison (default: .venv/bin/python, else
@@ -185,6 +190,11 @@ pub(crate) struct Plan {
 impl Plan {
     fn shape(&self, i: usize) -> &Shape {
         &self.pool[i.wrapping_mul(7919) % self.pool.len()]
+    }
+
+    /// The record event `i` is made from (its eventID and eventTime are placeholders).
+    pub(crate) fn record(&self, i: usize) -> &Value {
+        &self.shape(i).value
     }
 
     pub(crate) fn write_event(&self, i: usize, out: &mut Vec<u8>) {
@@ -411,6 +421,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if args.insights {
         return crate::bench_insights::run(&args, plan);
+    }
+    if args.alerts {
+        return crate::bench_alerts::run(&args, plan);
     }
     let tmp;
     let dir = match &args.data_dir {

@@ -4,6 +4,7 @@ mod admin;
 mod alerts;
 mod archive;
 mod bench;
+mod bench_alerts;
 mod bench_insights;
 mod bench_sql;
 mod bench_trails;
