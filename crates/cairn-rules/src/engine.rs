@@ -156,17 +156,27 @@ impl Engine {
                 let wkey = format!("{account}\u{1f}{}\u{1f}{g}", spec.name);
                 let window = self.windows.entry(wkey.clone()).or_default();
                 let span = i64::from(th.window_seconds) * 1000;
-                window.retain(|(at, _)| (t - *at).abs() < span);
-                if !window.iter().any(|(_, id)| *id == event_id) {
+                let count = th.count as usize;
+                // An event counted already (a replay) is not counted twice.
+                if event_id.is_empty() || !window.iter().any(|(_, id)| *id == event_id) {
                     window.push_back((t, event_id.clone()));
+                    window.make_contiguous().sort_by_key(|(at, _)| *at);
                 }
-                while window.len() > th.count as usize {
-                    window.pop_front();
-                }
-                if window.len() < th.count as usize {
+                // Events arrive a little out of order: a late one may complete a count with
+                // the events before it, and must not push newer ones out. An event is let go
+                // once it is a window older than both the newest event and this one.
+                let newest = window.back().map_or(t, |(at, _)| *at);
+                window.retain(|(at, _)| newest - *at < span || (t - *at).abs() < span);
+                // The first `count` events, in time order, that fit in one window.
+                let run = (0..(window.len() + 1).saturating_sub(count))
+                    .find(|&i| window[i + count - 1].0 - window[i].0 < span);
+                let Some(first) = run else {
                     return;
-                }
-                let ids: Vec<String> = window.iter().map(|(_, id)| id.clone()).collect();
+                };
+                let ids: Vec<String> = window
+                    .range(first..first + count)
+                    .map(|(_, id)| id.clone())
+                    .collect();
                 self.windows.remove(&wkey);
                 let key = th
                     .group_by

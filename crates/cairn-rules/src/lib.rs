@@ -39,7 +39,7 @@ pub use targets::{Dispatcher, Notifier, SendOptions, Target, TargetStatus};
 
 /// The namespace of the UUIDv5 IDs rules make (alert IDs, envelope IDs).
 pub const NAMESPACE: uuid::Uuid =
-    uuid::Uuid::from_u128(0x5c1e_7a2b_9d4f_4e31_8a6b_c0ffee_0a1e_27u128);
+    uuid::Uuid::from_u128(0x5c1e_7a2b_9d4f_4e31_8a6b_c0ff_ee0a_1e27_u128);
 
 /// The rules consumer's name among the journal's consumers.
 pub const CONSUMER: &str = "rules";

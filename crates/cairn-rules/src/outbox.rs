@@ -75,16 +75,17 @@ impl Outbox {
         let mut recent = Vec::new();
         {
             let mut reader = BufReader::new(&file);
-            let mut line = String::new();
+            // Bytes, not text: a line torn in the middle of a character is not UTF-8.
+            let mut line = Vec::new();
             let mut at = 0u64;
             loop {
                 line.clear();
-                let n = reader.read_line(&mut line)?;
+                let n = reader.read_until(b'\n', &mut line)?;
                 if n == 0 {
                     break;
                 }
-                let whole = line.ends_with('\n');
-                match serde_json::from_str::<Stored>(line.trim_end()) {
+                let whole = line.ends_with(b"\n");
+                match serde_json::from_slice::<Stored>(&line) {
                     Ok(s) if whole && s.seq == offsets.len() as u64 - 1 => {
                         at += n as u64;
                         offsets.push(at);

@@ -2,6 +2,10 @@
 //! per account, or the whole pack with `cairn serve --no-default-rules`). Most are event
 //! patterns over the EventBridge envelope, as a CloudTrail user would write them; the one
 //! that compares two fields of a record is a Sigma rule (`fieldref`).
+//!
+//! Event names are CloudTrail's, which are not always the API's (`DeletePublicAccessBlock` is
+//! recorded as `DeleteBucketPublicAccessBlock`). A call succeeded when its `errorCode` is
+//! missing, `null` or empty: exports from other tools write "no error" those ways.
 
 use crate::rule::{Kind, Origin, RuleSpec, Severity, Threshold};
 
@@ -89,7 +93,7 @@ const DEFS: &[Def] = &[
         source: r#"{
   "source": ["aws.s3"],
   "detail": {
-    "errorCode": [{"exists": false}],
+    "errorCode": [{"exists": false}, null, ""],
     "$or": [
       {"eventName": ["PutBucketAcl", "CreateBucket"],
        "requestParameters": {"x-amz-acl": ["public-read", "public-read-write", "authenticated-read"]}},
@@ -100,8 +104,8 @@ const DEFS: &[Def] = &[
        "requestParameters": {"bucketPolicy": {"Statement": {"Effect": ["Allow"], "Principal": ["*"]}}}},
       {"eventName": ["PutBucketPolicy"],
        "requestParameters": {"bucketPolicy": {"Statement": {"Effect": ["Allow"], "Principal": {"AWS": ["*"]}}}}},
-      {"eventName": ["DeletePublicAccessBlock", "DeleteAccountPublicAccessBlock"]},
-      {"eventName": ["PutPublicAccessBlock", "PutAccountPublicAccessBlock"],
+      {"eventName": ["DeleteBucketPublicAccessBlock", "DeleteAccountPublicAccessBlock", "DeletePublicAccessBlock"]},
+      {"eventName": ["PutBucketPublicAccessBlock", "PutAccountPublicAccessBlock", "PutPublicAccessBlock"],
        "requestParameters": {"PublicAccessBlockConfiguration": {"$or": [
          {"BlockPublicAcls": [false]}, {"IgnorePublicAcls": [false]},
          {"BlockPublicPolicy": [false]}, {"RestrictPublicBuckets": [false]}]}}}
@@ -132,9 +136,10 @@ detection:
         requestParameters.userName|fieldref: userIdentity.userName
     same_user_arn:
         userIdentity.type: IAMUser
+        userIdentity.userName|exists: false
         userIdentity.arn|endswith|fieldref: requestParameters.userName
     failed:
-        errorCode|exists: true
+        errorCode: '?*'
     condition: selection and not 1 of same_* and not failed
 level: high
 "#,
@@ -148,7 +153,7 @@ level: high
         source: r#"{
   "source": ["aws.ec2"],
   "detail": {
-    "errorCode": [{"exists": false}],
+    "errorCode": [{"exists": false}, null, ""],
     "$or": [
       {"eventName": ["AuthorizeSecurityGroupIngress"],
        "requestParameters": {"ipPermissions": {"items": {"ipRanges": {"items": {"cidrIp": ["0.0.0.0/0"]}}}}}},
@@ -171,7 +176,7 @@ level: high
         source: r#"{
   "source": ["aws.rds", "aws.dynamodb", "aws.redshift", "aws.docdb-elastic"],
   "detail": {
-    "errorCode": [{"exists": false}],
+    "errorCode": [{"exists": false}, null, ""],
     "eventName": ["DeleteDBInstance", "DeleteDBCluster", "DeleteTable", "DeleteCluster", "DeleteGlobalCluster"]
   }
 }"#,
@@ -184,7 +189,7 @@ level: high
         kind: Kind::Pattern,
         source: r#"{
   "source": ["aws.s3"],
-  "detail": {"errorCode": [{"exists": false}], "eventName": ["DeleteBucket"]}
+  "detail": {"errorCode": [{"exists": false}, null, ""], "eventName": ["DeleteBucket"]}
 }"#,
         threshold: None,
     },
