@@ -757,8 +757,13 @@ pub fn get_trail_status(
     }
     if let Some(ms) = s.latest_notification_ms {
         m.insert("LatestNotificationTime".into(), secs(ms));
-        m.insert("LatestNotificationAttemptTime".into(), iso(ms));
         m.insert("LatestNotificationAttemptSucceeded".into(), iso(ms));
+    }
+    if let Some(ms) = s
+        .latest_notification_attempt_ms
+        .or(s.latest_notification_ms)
+    {
+        m.insert("LatestNotificationAttemptTime".into(), iso(ms));
     }
     if let Some(ms) = t.start_logging_ms {
         m.insert("StartLoggingTime".into(), secs(ms));

@@ -17,6 +17,11 @@
 //! chained to the previous one and delivered the same way. Quiet periods give empty digests; StartLogging begins a new
 //! chain (its first digest has null `previous*` members); StopLogging, turning validation off,
 //! moving the trail to another bucket, or deleting it closes the chain with a final digest.
+//!
+//! Trails with an SNS topic are notified after each delivery round: one notification per
+//! trail (and bucket) listing the log files just uploaded (digests are not notified), sent in
+//! the background so a slow or failing receiver never holds delivery up. Its outcome is what
+//! GetTrailStatus reports as `LatestNotificationTime` / `LatestNotificationError`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -162,6 +167,13 @@ struct State {
     chains: BTreeMap<String, Chain>,
     pending: Vec<Pending>,
     status: HashMap<String, TrailStatus>,
+    /// Notifications sent so far in this run, numbering them.
+    #[serde(skip)]
+    notifications_sent: u64,
+    /// Per trail, the number of the newest notification whose outcome is recorded: an older
+    /// one finishing later (it was retried longer) does not overwrite it.
+    #[serde(skip)]
+    notification_recorded: HashMap<String, u64>,
 }
 
 /// The delivery worker's handle.
@@ -537,10 +549,13 @@ impl Delivery {
     }
 
     /// Uploads pending files in order. A bucket that fails keeps its later files waiting.
-    async fn upload(&self, now: i64) {
+    /// Trails with an SNS topic are then notified of the log files they got.
+    async fn upload(self: &Arc<Self>, now: i64) {
         let pending: Vec<Pending> = self.state.lock().pending.clone();
         let mut failed_buckets: Vec<String> = Vec::new();
         let mut done: Vec<String> = Vec::new();
+        // Log files uploaded, per trail and bucket, in upload order.
+        let mut uploaded: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
         for p in pending {
             if failed_buckets.contains(&p.bucket) {
                 continue;
@@ -551,6 +566,12 @@ impl Delivery {
                 Ok(()) => {
                     done.push(p.spool.clone());
                     state.pending.retain(|q| q.spool != p.spool);
+                    if p.kind != FileKind::Digest {
+                        uploaded
+                            .entry((p.trail_arn.clone(), p.bucket.clone()))
+                            .or_default()
+                            .push(p.key.clone());
+                    }
                     let status = state.status.entry(p.trail_arn.clone()).or_default();
                     match p.kind {
                         FileKind::Log => {
@@ -605,15 +626,86 @@ impl Delivery {
                 }
             }
         }
-        let statuses = self.state.lock().status.clone();
-        self.status.replace_all(statuses);
-        if let Err(e) = self.save() {
+        {
+            // Under the state lock, so a notification outcome recorded meanwhile is not
+            // overwritten on the board by an older copy.
+            let state = self.state.lock();
+            self.status.replace_all(state.status.clone());
+        }
+        let saved = self.save();
+        if let Err(e) = &saved {
             tracing::error!(error = %e, "cannot save the delivery state");
+        }
+        // The files are in their buckets whether or not the state could be saved.
+        self.notify(uploaded);
+        if saved.is_err() {
             return;
         }
         for spool in done {
             let _ = std::fs::remove_file(self.dir.join("spool").join(spool));
         }
+    }
+
+    /// Sends one notification per trail with an SNS topic (and bucket) for the log files it
+    /// just got, in the background; each outcome is recorded for GetTrailStatus when known.
+    fn notify(self: &Arc<Self>, uploaded: BTreeMap<(String, String), Vec<String>>) {
+        let Some(notifier) = &self.opts.notifier else {
+            return;
+        };
+        if uploaded.is_empty() {
+            return;
+        }
+        let trails = self.trails.snapshot();
+        for ((arn, bucket), keys) in uploaded {
+            let Some(topic) = trails
+                .iter()
+                .find(|t| t.arn() == arn)
+                .and_then(Trail::sns_topic_arn)
+            else {
+                continue;
+            };
+            let number = {
+                let mut state = self.state.lock();
+                state.notifications_sent += 1;
+                state.notifications_sent
+            };
+            let attempt_ms = cairn_event::now_ms();
+            let sent = notifier.send(&topic, &bucket, keys);
+            let this = self.clone();
+            tokio::spawn(async move {
+                let error = sent
+                    .await
+                    .unwrap_or_else(|e| Some(format!("the notification task failed: {e}")));
+                this.record_notification(&arn, number, attempt_ms, error);
+            });
+        }
+    }
+
+    /// Records how a notification ended, unless a newer one's outcome is recorded already.
+    fn record_notification(&self, arn: &str, number: u64, attempt_ms: i64, error: Option<String>) {
+        let mut state = self.state.lock();
+        let recorded = state
+            .notification_recorded
+            .entry(arn.to_owned())
+            .or_default();
+        if *recorded > number {
+            return;
+        }
+        *recorded = number;
+        let status = state.status.entry(arn.to_owned()).or_default();
+        status.latest_notification_attempt_ms = Some(attempt_ms);
+        match error {
+            None => {
+                status.latest_notification_ms = Some(cairn_event::now_ms());
+                status.latest_notification_error = None;
+            }
+            Some(e) => {
+                tracing::warn!(trail = %arn, error = %e, "trail notification given up");
+                status.latest_notification_error = Some(e);
+            }
+        }
+        let status = status.clone();
+        self.status.update(arn, |s| *s = status);
     }
 
     async fn upload_one(&self, p: &Pending) -> std::result::Result<(), String> {
@@ -804,4 +896,247 @@ fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_store::StoreOptions;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const ACCOUNT: &str = "111122223333";
+
+    /// A webhook receiver on 127.0.0.1 answering `status` and passing each body on.
+    async fn receiver(
+        status: u16,
+    ) -> (
+        String,
+        tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}/sns", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Ok(n) = sock.read(&mut chunk).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + len {
+                            continue;
+                        }
+                        let body = &buf[end + 4..end + 4 + len];
+                        if let Ok(v) = serde_json::from_slice(body) {
+                            let _ = tx.send(v);
+                        }
+                        let reply = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        );
+                        let _ = sock.write_all(reply.as_bytes()).await;
+                        return;
+                    }
+                });
+            }
+        });
+        (url, rx)
+    }
+
+    fn setup(dir: &Path, url: &str, trails: &[Trail]) -> (Arc<Delivery>, Arc<Store>) {
+        std::fs::create_dir_all(dir.join("trails")).expect("mkdir");
+        std::fs::write(
+            dir.join("trails/trails.json"),
+            serde_json::to_vec(trails).expect("json"),
+        )
+        .expect("write trails");
+        let backend = Backend::folder(dir);
+        backend.create_folder_bucket("logs").expect("bucket");
+        let store = Arc::new(Store::open(dir, StoreOptions::default()).expect("store"));
+        let master =
+            Arc::new(cairn_vault::MasterKey::from_hex(&"42".repeat(32)).expect("master key"));
+        let delivery = Delivery::open(
+            dir,
+            store.clone(),
+            Arc::new(Trails::open(dir).expect("trails")),
+            Arc::new(StatusBoard::default()),
+            Arc::new(Keyring::open(dir, 86_400_000, master).expect("keys")),
+            backend,
+            DeliveryOptions {
+                interval_ms: 1000,
+                digest_period_ms: 10_000,
+                notifier: Some(cairn_rules::Notifier::new(
+                    url.to_owned(),
+                    cairn_rules::SendOptions {
+                        attempts: 2,
+                        backoff: Duration::from_millis(10),
+                        ..cairn_rules::SendOptions::default()
+                    },
+                )),
+            },
+        )
+        .expect("delivery");
+        (delivery, store)
+    }
+
+    fn trail(name: &str, topic: Option<&str>) -> Trail {
+        Trail {
+            sns_topic_name: topic.map(str::to_owned),
+            multi_region: true,
+            log_file_validation: true,
+            logging: true,
+            start_logging_ms: Some(0),
+            ..Trail::new(ACCOUNT, "us-east-1", name, "logs")
+        }
+    }
+
+    fn store_events(store: &Store, ids: std::ops::Range<usize>, region: &str) {
+        let now = cairn_event::now_ms();
+        let batch = ids
+            .map(|i| {
+                let raw = format!(
+                    r#"{{"eventVersion":"1.08","eventTime":"2026-11-21T10:00:00Z","eventSource":"ec2.amazonaws.com","eventName":"RunInstances","awsRegion":"{region}","eventID":"00000000-0000-0000-0000-{i:012}","readOnly":false,"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"{ACCOUNT}"}}"#
+                );
+                cairn_event::normalise(raw.as_bytes(), ACCOUNT, now).expect("normalise")
+            })
+            .collect();
+        tokio::task::block_in_place(|| store.append_blocking(ACCOUNT, batch)).expect("append");
+    }
+
+    async fn wait_for(mut f: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !f() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn trails_with_a_topic_are_notified_of_their_log_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (url, mut got) = receiver(200).await;
+        let trails = [trail("notified", Some("alerts")), trail("quiet", None)];
+        let (delivery, store) = setup(dir.path(), &url, &trails);
+        let t0 = 1_800_000_000_000i64;
+        delivery.clone().tick(t0).await.expect("tick");
+        store_events(&store, 0..3, "us-east-1");
+        store_events(&store, 3..5, "eu-west-1");
+        delivery.clone().tick(t0 + 1000).await.expect("tick");
+
+        let msg = tokio::time::timeout(Duration::from_secs(10), got.recv())
+            .await
+            .expect("a notification")
+            .expect("open");
+        assert_eq!(msg["Type"], "Notification");
+        assert_eq!(msg["TopicArn"], "arn:aws:sns:us-east-1:111122223333:alerts");
+        let inner: serde_json::Value =
+            serde_json::from_str(msg["Message"].as_str().expect("Message")).expect("json");
+        assert_eq!(inner["s3Bucket"], "logs");
+        let keys: Vec<&str> = inner["s3ObjectKey"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k.as_str().expect("key"))
+            .collect();
+        // One notification lists both regions' log files; no digest is listed.
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(keys.iter().all(|k| k.contains("/CloudTrail/")), "{keys:?}");
+        let bucket = Backend::folder(dir.path()).bucket("logs").expect("bucket");
+        for k in &keys {
+            bucket
+                .get(k)
+                .await
+                .expect("the notified key is in the bucket");
+        }
+
+        let arn = trails[0].arn();
+        wait_for(|| delivery.status.get(&arn).latest_notification_ms.is_some()).await;
+        let s = delivery.status.get(&arn);
+        assert_eq!(s.latest_notification_error, None);
+        assert!(s.latest_notification_attempt_ms.is_some());
+        // The trail without a topic is not notified.
+        assert!(
+            delivery
+                .status
+                .get(&trails[1].arn())
+                .latest_notification_ms
+                .is_none()
+        );
+
+        // A round with digests only (the period ends) notifies nothing.
+        delivery.clone().tick(t0 + 20_000).await.expect("tick");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(got.try_recv().is_err(), "digests are not notified");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_receiver_is_reported_and_does_not_hold_delivery_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (url, mut got) = receiver(500).await;
+        let trails = [trail(
+            "notified",
+            Some("arn:aws:sns:eu-west-1:111122223333:t"),
+        )];
+        let (delivery, store) = setup(dir.path(), &url, &trails);
+        let t0 = 1_800_000_000_000i64;
+        delivery.clone().tick(t0).await.expect("tick");
+        store_events(&store, 0..1, "us-east-1");
+        delivery.clone().tick(t0 + 1000).await.expect("tick");
+        assert!(
+            delivery
+                .status
+                .get(&trails[0].arn())
+                .latest_delivery_ms
+                .is_some()
+        );
+
+        let msg = tokio::time::timeout(Duration::from_secs(10), got.recv())
+            .await
+            .expect("a notification")
+            .expect("open");
+        assert_eq!(msg["TopicArn"], "arn:aws:sns:eu-west-1:111122223333:t");
+        let arn = trails[0].arn();
+        wait_for(|| {
+            delivery
+                .status
+                .get(&arn)
+                .latest_notification_error
+                .is_some()
+        })
+        .await;
+        let s = delivery.status.get(&arn);
+        assert!(
+            s.latest_notification_error
+                .as_deref()
+                .is_some_and(|e| e.contains("500")),
+            "{s:?}"
+        );
+        assert_eq!(s.latest_notification_ms, None);
+        // The outcome survives the next round's status refresh.
+        delivery.clone().tick(t0 + 2000).await.expect("tick");
+        assert!(
+            delivery
+                .status
+                .get(&arn)
+                .latest_notification_error
+                .is_some()
+        );
+    }
 }

@@ -14,6 +14,9 @@ pub struct TrailStatus {
     pub latest_delivery_attempt_ms: Option<i64>,
     pub latest_digest_delivery_ms: Option<i64>,
     pub latest_digest_delivery_error: Option<String>,
+    /// When the newest notification that ended (sent or given up) was first tried.
+    #[serde(default)]
+    pub latest_notification_attempt_ms: Option<i64>,
     pub latest_notification_ms: Option<i64>,
     pub latest_notification_error: Option<String>,
     /// The end time of the newest digest delivered (for tail-truncation checks).
