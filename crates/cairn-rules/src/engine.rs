@@ -317,7 +317,11 @@ pub fn summary(alert: &Alert) -> String {
         s("sourceIPAddress"),
         s("awsRegion"),
     );
-    if let Some(code) = ev.get("errorCode").and_then(Value::as_str) {
+    if let Some(code) = ev
+        .get("errorCode")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+    {
         line.push_str(&format!(" (failed: {code})"));
     }
     if let Some(g) = &alert.group {

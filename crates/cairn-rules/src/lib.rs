@@ -43,8 +43,9 @@ pub const NAMESPACE: uuid::Uuid =
 
 /// The rules consumer's name among the journal's consumers.
 pub const CONSUMER: &str = "rules";
-/// Records read from the journal per step.
-const FEED_BATCH: usize = 5_000;
+/// Records read from the journal per step: small, so that the alerts of a step are logged
+/// (and sent) while the next is read.
+const FEED_BATCH: usize = 1_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
