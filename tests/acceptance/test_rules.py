@@ -484,11 +484,6 @@ def test_a_receiver_failing_three_times_gets_the_alert_when_it_recovers(main, re
     assert targets["DeadLetterFile"] == str(dead)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "cairn-rules Dispatcher::save_cursors: every target writes the shared rules/targets.tmp "
-    "and renames it outside any lock, so targets sending at the same moment log 'cannot save "
-    "the alert targets' cursors ... No such file or directory' and the file can be left with "
-    "an older cursor (alerts sent again after a clean restart)"))
 def test_every_target_saves_its_cursor(main, recv):
     c = main
     c.ingest([delete_bucket() for _ in range(30)])

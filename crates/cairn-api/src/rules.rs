@@ -15,7 +15,9 @@
 //! A `Rule` is {`Name`, `Description`, `Severity`, `Kind` (pattern, sigma), `Origin`
 //! (default, folder, custom), `EventPattern` or `SigmaRule`, `Threshold`, `Enabled`, `File`,
 //! `UpdatedAt`, `Hits` {`Matched`, `Alerts`, `LastMatch`}}. Alerts are the JSON webhooks
-//! receive, with `Seq`.
+//! receive, with `seq` (their place in the alert log). `GetAlertTargets` gives, per target,
+//! `Target`, `Delivered`, `FailedAttempts`, `DeadLettered`, `Pending`, `LastError` and
+//! `LastDeliveryMs` (epoch milliseconds).
 
 use std::sync::Arc;
 

@@ -157,6 +157,7 @@ pub struct Dispatcher {
     cursors: Mutex<BTreeMap<String, u64>>,
     status: Mutex<BTreeMap<String, TargetStatus>>,
     write: Mutex<()>,
+    saving: Mutex<()>,
 }
 
 impl Dispatcher {
@@ -203,6 +204,7 @@ impl Dispatcher {
             cursors: Mutex::new(cursors),
             status: Mutex::new(status),
             write: Mutex::new(()),
+            saving: Mutex::new(()),
         };
         d.save_cursors();
         d
@@ -406,6 +408,8 @@ impl Dispatcher {
         let Some(path) = &self.cursors_path else {
             return;
         };
+        // One save at a time: the targets' tasks share the temporary file.
+        let _saving = self.saving.lock();
         let bytes = match serde_json::to_vec(&*self.cursors.lock()) {
             Ok(b) => b,
             Err(_) => return,
