@@ -1,6 +1,6 @@
-// Cairn console: Event history, Insights, Queries, Trails and Settings. Plain JavaScript, no build step and no
-// framework: this file is embedded in the binary as it is. Text from events is only ever set
-// with textContent.
+// Cairn console: Event history, Insights, Queries, Rules, Trails and Settings. Plain
+// JavaScript, no build step and no framework: this file is embedded in the binary as it is.
+// Text from events is only ever set with textContent.
 'use strict';
 
 (function () {
@@ -194,6 +194,68 @@
       }
     }
     return out;
+  }
+
+  /** An event pattern laid out for reading: the top level's members one a line, and below
+   * it whatever fits in `width` columns (lists of values, small objects) on one line. Strings
+   * and numbers are kept as written; text that is not JSON is returned as it is. */
+  function prettyPattern(text, width = 72) {
+    const tokens = [];
+    const re = /\s*("(?:[^"\\]|\\.)*"|[{}[\]:,]|[^\s{}[\]:,"]+)/y;
+    let pos = 0;
+    while (pos < text.length) {
+      re.lastIndex = pos;
+      const m = re.exec(text);
+      if (!m) {
+        if (/^\s*$/.test(text.slice(pos))) break;
+        return text;
+      }
+      tokens.push(m[1]);
+      pos = re.lastIndex;
+    }
+    let i = 0;
+    const fail = () => { throw new Error('not JSON'); };
+    function value() {
+      const t = tokens[i++];
+      if (t === '{' || t === '[') {
+        const close = t === '{' ? '}' : ']';
+        const items = [];
+        if (tokens[i] === close) { i++; return { open: t, close, items }; }
+        for (;;) {
+          let key = null;
+          if (t === '{') {
+            key = tokens[i++];
+            if (!key || key[0] !== '"' || tokens[i++] !== ':') fail();
+          }
+          items.push({ key, value: value() });
+          const sep = tokens[i++];
+          if (sep === close) break;
+          if (sep !== ',') fail();
+        }
+        return { open: t, close, items };
+      }
+      if (t === undefined || '{}[]:,'.includes(t)) fail();
+      return { raw: t };
+    }
+    const member = (x, v) => (x.key === null ? v : `${x.key}: ${v}`);
+    function flat(v) {
+      if (v.raw !== undefined) return v.raw;
+      return v.open + v.items.map((x) => member(x, flat(x.value))).join(', ') + v.close;
+    }
+    function render(v, indent, used, expand) {
+      const one = flat(v);
+      if (v.raw !== undefined || (!expand && indent.length + used + one.length <= width) || !v.items.length) return one;
+      const inner = indent + '  ';
+      const lines = v.items.map((x) => inner + member(x, render(x.value, inner, x.key === null ? 0 : x.key.length + 2, false)));
+      return `${v.open}\n${lines.join(',\n')}\n${indent}${v.close}`;
+    }
+    try {
+      const v = value();
+      if (i !== tokens.length) return text;
+      return render(v, '', 0, true);
+    } catch (e) {
+      return text;
+    }
   }
 
   /** A modal dialog; resolves with the form's values on OK, null on cancel. */
@@ -1126,6 +1188,9 @@
           }
           return;
         }
+        // A link to one event (an alert's, say) opens its details.
+        const one = view.filters.length === 1 && view.filters[0].key === 'EventId' ? view.filters[0].value : null;
+        if (one && byId.has(one) && details.hidden) openDetails(one);
         openLive(now - 60000, gen);
       });
     }
@@ -2684,6 +2749,933 @@
   }
 
   // ---------------------------------------------------------------------------------------
+  // Rules: the account's rules and their hits, recent alerts, alert targets, custom rules
+
+  const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'];
+  const ORIGINS = { default: 'Default pack', folder: 'Rules folder', custom: 'Custom' };
+  const KINDS = { pattern: 'Event pattern', sigma: 'Sigma' };
+  /** How often the page asks for new alerts while the tab is visible. */
+  const RULES_REFRESH_MS = 5000;
+  /** How often the rules' hits and the targets' status are read again without new alerts. */
+  const RULES_FULL_REFRESH_MS = 15000;
+  const ALERT_PAGE = 50;
+  const AUTO_KEY = 'cairn.console.rules.auto';
+
+  /** `just now`, `42 s ago`, `5 min ago`, `3 h ago`, `2 days ago`, `4 months ago`, `in 3 min`. */
+  function fmtAgo(ms, now) {
+    const d = Math.round((now - ms) / 1000);
+    const a = Math.abs(d);
+    if (a < 10) return 'just now';
+    let text;
+    if (a < 60) text = `${a} s`;
+    else if (a < 3600) text = `${Math.floor(a / 60)} min`;
+    else if (a < 86400) text = `${Math.floor(a / 3600)} h`;
+    else if (a < 60 * 86400) {
+      const n = Math.floor(a / 86400);
+      text = `${n} day${n === 1 ? '' : 's'}`;
+    } else if (a < 730 * 86400) text = `${Math.floor(a / (30.44 * 86400))} months`;
+    else text = `${Math.floor(a / (365.25 * 86400))} years`;
+    return d < 0 ? `in ${text}` : `${text} ago`;
+  }
+
+  /** `300` seconds as `5 min`; `90` as `90 s`; `7200` as `2 h`. */
+  function fmtSeconds(s) {
+    s = Number(s) || 0;
+    if (s >= 3600 && s % 3600 === 0) return `${s / 3600} h`;
+    if (s >= 60 && s % 60 === 0) return `${s / 60} min`;
+    return `${s} s`;
+  }
+
+  function sevBadge(severity) {
+    const s = SEVERITIES.includes(severity) ? severity : 'info';
+    return el('span', { class: `sev sev-${s}`, 'data-testid': 'severity', 'data-severity': s, text: s });
+  }
+
+  /** A relative time that the page keeps current. */
+  function agoEl(ms, prefix) {
+    return el('span', {
+      class: 'ago', 'data-ago': ms, 'data-prefix': prefix || '', title: fmtTime(ms),
+      text: (prefix || '') + fmtAgo(ms, Date.now()),
+    });
+  }
+
+  function thresholdText(t) {
+    if (!t) return 'None: every matching event is an alert.';
+    const per = Array.isArray(t.GroupBy) && t.GroupBy.length ? `, for each ${t.GroupBy.join(' and ')}` : '';
+    return `${t.Count} matching event${t.Count === 1 ? '' : 's'} within ${fmtSeconds(t.WindowSeconds)}${per}.`;
+  }
+
+  function rulesPage() {
+    const root = $('#rules-page');
+    const may = {
+      put: root.dataset.canPut === 'true',
+      toggle: root.dataset.canToggle === 'true',
+      remove: root.dataset.canDelete === 'true',
+    };
+    const refreshButton = $('[data-testid="rules-refresh"]');
+    const autoBox = $('#auto-refresh');
+    const updated = $('#updated');
+    const announceBox = $('#announce');
+    const refusedBox = $('#refused');
+    const refusedList = $('#refused-list');
+    const alertSelect = $('#alert-rule');
+    const alertClear = $('[data-testid="alert-rule-clear"]');
+    const alertsBody = $('#alerts-table tbody');
+    const noAlerts = $('[data-testid="no-alerts"]');
+    const moreButton = $('[data-testid="alerts-more"]');
+    const hitsChart = $('#hits-chart');
+    const noHits = $('[data-testid="no-hits"]');
+    const rulesBody = $('#rules-table tbody');
+    const rulesCount = $('#rules-count');
+    const targetsBody = $('#targets-table tbody');
+    const targetsWrap = $('[data-testid="targets-wrap"]');
+    const noTargets = $('[data-testid="no-targets"]');
+    const deadLetter = $('#dead-letter-file');
+    const form = $('#rule-form');
+
+    let rules = []; // as ListRules gives them
+    let rulesLoaded = false;
+    let shape = ''; // what the rules table was built from, hits aside
+    const expanded = new Set(); // rules whose details are open
+    let alerts = []; // newest first
+    let alertsNext = null;
+    let alertsLoaded = false;
+    let alertsLoading = false;
+    let alertsGen = 0;
+    let alertRule = ''; // the rule whose alerts are shown ('' for all)
+    let lastFull = 0;
+    let hadNew = false;
+    let ticking = false;
+    let pollFailed = false;
+    let rulesOff = false; // the server runs no rules
+
+    // -- The view in the URL ----------------------------------------------------------
+
+    const readRule = () => new URLSearchParams(location.search).get('rule') || '';
+
+    function urlOf(rule) {
+      const q = new URLSearchParams(location.search);
+      if (rule) q.set('rule', rule);
+      else q.delete('rule');
+      const s = q.toString();
+      return location.pathname + (s ? '?' + s : '');
+    }
+
+    /** Shows the alerts of `rule` ('' for all), with the URL following. */
+    function showRule(rule, { push = true } = {}) {
+      if (rule === alertRule && alertsLoaded) return;
+      alertRule = rule;
+      if (push) {
+        const url = urlOf(rule);
+        if (url !== location.pathname + location.search) history.pushState(null, '', url);
+      }
+      syncFilter();
+      renderHits();
+      loadAlerts();
+    }
+
+    function syncFilter() {
+      renderRuleOptions();
+      alertSelect.value = alertRule;
+      alertClear.hidden = !alertRule;
+      for (const b of $$('[data-testid="hit-bar"]', hitsChart)) b.setAttribute('aria-pressed', String(b.dataset.rule === alertRule));
+    }
+
+    function renderRuleOptions() {
+      const names = rules.map((r) => r.Name).sort();
+      if (alertRule && !names.includes(alertRule)) names.unshift(alertRule);
+      const want = ['', ...names].join('\n');
+      const have = $$('option', alertSelect).map((o) => o.value).join('\n');
+      if (want !== have) {
+        alertSelect.textContent = '';
+        alertSelect.append(el('option', { value: '', text: 'All rules' }));
+        for (const n of names) alertSelect.append(el('option', { value: n, text: n }));
+      }
+      alertSelect.value = alertRule;
+    }
+
+    // -- Errors -----------------------------------------------------------------------
+
+    function problemOf(err, what) {
+      if (err && err.code === 'RulesNotEnabledException') {
+        rulesOff = true;
+        return { title: 'Rules are off on this server.', detail: sentence(err.message) + ' Start cairn serve without --no-rules to run them.' };
+      }
+      return describeError(err, what);
+    }
+
+    // -- Rules ------------------------------------------------------------------------
+
+    const hitsOf = (r) => r.Hits || {};
+
+    function shapeOf(list) {
+      return JSON.stringify(list.map((r) => [r.Name, r.Enabled, r.Severity, r.Description, r.Kind, r.Origin,
+        r.EventPattern, r.SigmaRule, r.Threshold, r.File, r.UpdatedAt]));
+    }
+
+    async function loadRules() {
+      let out;
+      try {
+        out = await api(CAIRN + 'ListRules', {});
+      } catch (err) {
+        if (!rulesLoaded) setStatus('');
+        showError(problemOf(err, 'list the rules'));
+        return false;
+      }
+      rules = out.Rules || [];
+      rulesLoaded = true;
+      renderRefused(out.Refused || []);
+      renderRules();
+      renderHits();
+      renderRuleOptions();
+      return true;
+    }
+
+    function renderRefused(list) {
+      refusedList.textContent = '';
+      for (const r of list) {
+        refusedList.append(el('li', { 'data-testid': 'refused-file' },
+          el('code', { class: 'file', text: r.File || '' }), el('span', { class: 'reason', text: r.Reason || '' })));
+      }
+      refusedBox.hidden = list.length === 0;
+    }
+
+    function toggleButton(r) {
+      const b = el('button', {
+        type: 'button', class: 'switch', role: 'switch', 'aria-checked': String(!!r.Enabled),
+        'data-testid': 'rule-toggle', 'data-focus': 'toggle:' + r.Name, 'aria-label': `${r.Name} enabled`,
+      }, el('span', { class: 'knob', 'aria-hidden': 'true' }), el('span', { class: 'switch-text', 'aria-hidden': 'true', text: r.Enabled ? 'On' : 'Off' }));
+      if (!may.toggle) {
+        b.disabled = true;
+        b.title = 'Your policies do not allow enabling or disabling rules (cloudtrail:EnableRule, cloudtrail:DisableRule)';
+      }
+      return b;
+    }
+
+    function alertsButton(r) {
+      const n = Number(hitsOf(r).Alerts) || 0;
+      return el('button', {
+        type: 'button', class: 'count-link', 'data-testid': 'rule-alerts', 'data-rule': r.Name,
+        'data-focus': 'alerts:' + r.Name, title: `Show the alerts of ${r.Name}`,
+        'aria-label': `${n} alert${n === 1 ? '' : 's'} of ${r.Name}: show them`,
+      }, fmtCount(n));
+    }
+
+    function lastMatch(r) {
+      const t = hitsOf(r).LastMatch;
+      return t ? agoEl(t * 1000) : el('span', { class: 'none', text: 'Never' });
+    }
+
+    function hitsText(h) {
+      const m = Number(h.Matched) || 0;
+      const n = Number(h.Alerts) || 0;
+      return `${fmtCount(m)} matching event${m === 1 ? '' : 's'}, ${fmtCount(n)} alert${n === 1 ? '' : 's'}` +
+        (h.LastMatch ? `; the last matching event's time ${fmtTime(h.LastMatch * 1000)}` : '');
+    }
+
+    function sourceOf(r) {
+      if (r.Kind === 'sigma') return r.SigmaRule || '';
+      return prettyPattern(r.EventPattern || '');
+    }
+
+    function detailsOf(r) {
+      const h = hitsOf(r);
+      const items = [
+        ['Description', 'description', r.Description || '-'],
+        ['Threshold', 'threshold', thresholdText(r.Threshold)],
+        ['Origin', 'origin', ORIGINS[r.Origin] || r.Origin || '-'],
+        ['Kind', 'kind', KINDS[r.Kind] || r.Kind || '-'],
+        ['Severity', 'severity', r.Severity || '-'],
+        ['Hits', 'hits', hitsText(h)],
+      ];
+      if (r.File) items.push(['File', 'file', r.File, true]);
+      if (r.UpdatedAt) items.push(['Updated', 'updated', fmtTime(r.UpdatedAt * 1000)]);
+      const dl = el('dl', { class: 'summary' });
+      for (const [label, field, value, mono] of items) {
+        dl.append(el('dt', { text: label }), el('dd', { 'data-field': field, class: mono ? 'mono' : null, text: value }));
+      }
+      const text = sourceOf(r);
+      const label = r.Kind === 'sigma' ? 'Sigma rule' : 'Event pattern';
+      const copy = el('button', { type: 'button', class: 'btn subtle small', 'data-action': 'copy', 'aria-label': `Copy the ${label.toLowerCase()} of ${r.Name}` }, 'Copy');
+      copy.addEventListener('click', async () => {
+        const ok = await copyText(text);
+        copy.textContent = ok ? 'Copied' : 'Copy failed: select the text';
+        setTimeout(() => { copy.textContent = 'Copy'; }, 2000);
+      });
+      const actions = el('div', { class: 'actions' },
+        el('button', { type: 'button', class: 'btn subtle small', 'data-action': 'show-alerts', 'data-testid': 'rule-show-alerts' }, 'Show its alerts'));
+      if (r.Origin === 'custom' && r.Kind === 'pattern' && may.put) {
+        actions.append(el('button', { type: 'button', class: 'btn subtle small', 'data-action': 'edit', 'data-testid': 'rule-edit', 'data-focus': 'edit:' + r.Name }, 'Edit'));
+      }
+      if (r.Origin === 'custom' && may.remove) {
+        actions.append(el('button', { type: 'button', class: 'btn danger small', 'data-action': 'delete', 'data-testid': 'rule-delete', 'data-focus': 'delete:' + r.Name }, 'Delete'));
+      }
+      return el('div', { class: 'rule-detail' },
+        el('div', { class: 'rule-detail-grid' },
+          el('div', {}, dl, actions),
+          el('div', { class: 'rule-source' },
+            el('h3', {}, label, copy),
+            el('pre', { class: 'json', 'data-testid': 'rule-source', tabindex: '0', 'aria-label': `${label} of ${r.Name}`, text }))));
+    }
+
+    function ruleRows(r, i) {
+      const id = `rule-details-${i}`;
+      const open = expanded.has(r.Name);
+      const h = hitsOf(r);
+      const name = el('button', {
+        type: 'button', class: 'rule-name', 'data-testid': 'rule-name', 'aria-expanded': String(open), 'aria-controls': id,
+        'data-focus': 'name:' + r.Name, title: open ? 'Hide the details' : 'Show the details',
+      }, el('span', { class: 'chev', 'aria-hidden': 'true' }), r.Name);
+      const row = el('tr', { 'data-testid': 'rule-row', 'data-rule': r.Name, 'data-enabled': String(!!r.Enabled), 'data-origin': r.Origin, class: r.Enabled ? null : 'off' },
+        el('td', { 'data-col': 'name' }, name, r.Description ? el('span', { class: 'desc', text: r.Description }) : null),
+        el('td', { 'data-col': 'origin' }, el('span', { class: `tag origin-${r.Origin}`, text: ORIGINS[r.Origin] || r.Origin })),
+        el('td', { 'data-col': 'kind', text: KINDS[r.Kind] || r.Kind }),
+        el('td', { 'data-col': 'severity' }, sevBadge(r.Severity)),
+        el('td', { 'data-col': 'enabled' }, toggleButton(r)),
+        el('td', { 'data-col': 'matched', class: 'num', text: fmtCount(h.Matched) }),
+        el('td', { 'data-col': 'alerts', class: 'num' }, alertsButton(r)),
+        el('td', { 'data-col': 'last-match' }, lastMatch(r)));
+      const details = el('tr', { class: 'rule-details', id, 'data-testid': 'rule-details', 'data-rule': r.Name, hidden: !open },
+        el('td', { colspan: '8' }, detailsOf(r)));
+      return [row, details];
+    }
+
+    /** Builds the table again when the rules changed (keeping the focus), else updates their
+     * hits in place (keeping a selection in the details). */
+    function renderRules({ focus } = {}) {
+      const active = document.activeElement;
+      const focusKey = focus || (active && rulesBody.contains(active) && active.dataset ? active.dataset.focus : null);
+      const next = shapeOf(rules);
+      if (next === shape) {
+        updateHits();
+      } else {
+        shape = next;
+        const frag = document.createDocumentFragment();
+        rules.forEach((r, i) => frag.append(...ruleRows(r, i)));
+        rulesBody.textContent = '';
+        rulesBody.append(frag);
+        if (focusKey) {
+          const again = $$('[data-focus]', rulesBody).find((x) => x.dataset.focus === focusKey);
+          if (again) again.focus();
+        }
+      }
+      const on = rules.filter((r) => r.Enabled).length;
+      rulesCount.textContent = `${rules.length} rule${rules.length === 1 ? '' : 's'}, ${on} enabled`;
+      if (/^Loading/.test($('#status').textContent)) setStatus('');
+    }
+
+    function updateHits() {
+      const byName = new Map(rules.map((r) => [r.Name, r]));
+      for (const row of $$('tr[data-testid="rule-row"]', rulesBody)) {
+        const r = byName.get(row.dataset.rule);
+        if (!r) continue;
+        const h = hitsOf(r);
+        $('td[data-col="matched"]', row).textContent = fmtCount(h.Matched);
+        const b = $('[data-testid="rule-alerts"]', row);
+        const n = Number(h.Alerts) || 0;
+        b.textContent = fmtCount(n);
+        b.setAttribute('aria-label', `${n} alert${n === 1 ? '' : 's'} of ${r.Name}: show them`);
+        const last = $('td[data-col="last-match"]', row);
+        const shown = $('[data-ago]', last);
+        if (!shown || Number(shown.dataset.ago) !== (h.LastMatch || 0) * 1000) {
+          last.textContent = '';
+          last.append(lastMatch(r));
+        }
+        const mine = row.nextElementSibling && $('dd[data-field="hits"]', row.nextElementSibling);
+        if (mine) mine.textContent = hitsText(h);
+      }
+    }
+
+    function replaceRule(rule) {
+      const i = rules.findIndex((r) => r.Name === rule.Name);
+      if (i >= 0) rules[i] = rule;
+      else rules.push(rule);
+    }
+
+    async function setEnabled(button, name) {
+      const on = button.getAttribute('aria-checked') === 'true';
+      const key = button.dataset.focus;
+      button.disabled = true;
+      button.setAttribute('aria-busy', 'true');
+      try {
+        const out = await api(CAIRN + (on ? 'DisableRule' : 'EnableRule'), { Name: name });
+        if (out.Rule) replaceRule(out.Rule);
+        setStatus(`${name} is ${on ? 'disabled: it no longer raises alerts' : 'enabled'}.`);
+      } catch (err) {
+        showError(problemOf(err, `${on ? 'disable' : 'enable'} ${name}`));
+      }
+      shape = '';
+      renderRules({ focus: key });
+      renderHits();
+    }
+
+    async function deleteRule(button, name) {
+      const yes = await ask({
+        title: `Delete rule ${name}?`,
+        message: 'It stops at once and its hit counts are forgotten; the alerts it raised stay in the list. This cannot be undone.',
+        confirm: 'Delete rule', danger: true,
+      });
+      if (!yes) { button.focus(); return; }
+      try {
+        await api(CAIRN + 'DeleteRule', { Name: name });
+      } catch (err) {
+        showError(problemOf(err, `delete ${name}`));
+        button.focus();
+        return;
+      }
+      rules = rules.filter((r) => r.Name !== name);
+      expanded.delete(name);
+      renderRules();
+      renderHits();
+      renderRuleOptions();
+      setStatus(`Rule ${name} deleted.`);
+      $('#rules-title').setAttribute('tabindex', '-1');
+      $('#rules-title').focus();
+    }
+
+    function toggleDetails(button) {
+      const row = button.closest('tr');
+      const details = row.nextElementSibling;
+      const name = row.dataset.rule;
+      const open = button.getAttribute('aria-expanded') !== 'true';
+      button.setAttribute('aria-expanded', String(open));
+      button.title = open ? 'Hide the details' : 'Show the details';
+      details.hidden = !open;
+      if (open) expanded.add(name);
+      else expanded.delete(name);
+    }
+
+    rulesBody.addEventListener('click', (e) => {
+      const b = e.target.closest('button');
+      if (!b || !rulesBody.contains(b)) return;
+      const row = b.closest('tr');
+      const name = row.dataset.rule;
+      if (b.dataset.testid === 'rule-name') toggleDetails(b);
+      else if (b.dataset.testid === 'rule-toggle') setEnabled(b, name);
+      else if (b.dataset.testid === 'rule-alerts' || b.dataset.action === 'show-alerts') {
+        showRule(name);
+        focusAlerts();
+      } else if (b.dataset.action === 'edit') edit(name);
+      else if (b.dataset.action === 'delete') deleteRule(b, name);
+    });
+
+    function focusAlerts() {
+      const h = $('#alerts-title');
+      h.scrollIntoView({ block: 'start' });
+      h.focus({ preventScroll: true });
+    }
+
+    // -- Alerts per rule --------------------------------------------------------------
+
+    function renderHits() {
+      const list = rules
+        .map((r) => ({ name: r.Name, n: Number(hitsOf(r).Alerts) || 0, severity: r.Severity }))
+        .filter((x) => x.n > 0)
+        .sort((a, b) => b.n - a.n || (a.name < b.name ? -1 : 1));
+      const max = Math.max(1, ...list.map((x) => x.n));
+      const focused = document.activeElement && hitsChart.contains(document.activeElement) ? document.activeElement.dataset.rule : null;
+      hitsChart.textContent = '';
+      for (const x of list) {
+        const svg = svgEl('svg', { class: 'bar', viewBox: '0 0 100 10', preserveAspectRatio: 'none', 'aria-hidden': 'true', focusable: 'false' });
+        svg.append(svgEl('rect', { class: 'track', x: 0, y: 0, width: 100, height: 10 }));
+        svg.append(svgEl('rect', { class: `fill sev-${x.severity}`, x: 0, y: 0, width: Math.max(1.5, (x.n / max) * 100).toFixed(2), height: 10 }));
+        const b = el('button', {
+          type: 'button', class: 'hit-bar', 'data-testid': 'hit-bar', 'data-rule': x.name, 'data-count': x.n,
+          'aria-pressed': String(alertRule === x.name), title: `Show the alerts of ${x.name}`,
+        },
+        el('span', { class: 'hit-name', text: x.name }), svg,
+        el('span', { class: 'hit-count', text: fmtCount(x.n) }, el('span', { class: 'sr-only', text: ` alert${x.n === 1 ? '' : 's'}` })));
+        hitsChart.append(el('li', {}, b));
+      }
+      noHits.hidden = !rulesLoaded || list.length > 0;
+      if (focused) {
+        const again = $$('[data-testid="hit-bar"]', hitsChart).find((b) => b.dataset.rule === focused);
+        if (again) again.focus();
+      }
+    }
+
+    hitsChart.addEventListener('click', (e) => {
+      const b = e.target.closest('[data-testid="hit-bar"]');
+      if (!b) return;
+      showRule(alertRule === b.dataset.rule ? '' : b.dataset.rule);
+    });
+
+    // -- Alerts -----------------------------------------------------------------------
+
+    /** The Events page showing an alert's event: the path of the alert's console link, so
+     * that it opens here whatever public address the server gives. */
+    function eventHref(a) {
+      try {
+        const u = new URL(a.consoleUrl, location.origin);
+        if (u.pathname === '/console/events') return u.pathname + u.search;
+      } catch (e) { /* built below */ }
+      const t = Date.parse(a.eventTime);
+      const q = new URLSearchParams();
+      if (!isNaN(t)) {
+        q.set('start', new Date(t - 36e5).toISOString());
+        q.set('end', new Date(t + 36e5).toISOString());
+      }
+      q.append('f', 'EventId:' + a.eventId);
+      return '/console/events?' + q.toString();
+    }
+
+    function groupText(g) {
+      const key = Object.entries(g.key || {}).map(([k, v]) => `${k.replace(/^detail\./, '')} = ${v}`).join(', ');
+      return key ? `For ${key}` : '';
+    }
+
+    /** A principal's ARN as its last part (`user/alana`, `assumed-role/Admin/s`) over its
+     * account; anything else as it is. */
+    function principalCell(p) {
+      const td = el('td', { 'data-col': 'principal' });
+      const m = /^arn:[^:]*:[^:]*:[^:]*:(\d*):(.+)$/.exec(p || '');
+      if (!m) {
+        td.append(el('span', { class: 'mono', text: p || '-' }));
+        return td;
+      }
+      td.title = p;
+      td.append(el('span', { class: 'mono who', text: m[2] }));
+      if (m[1]) td.append(el('span', { class: 'sub', text: m[1] }));
+      return td;
+    }
+
+    function alertRow(a, fresh) {
+      const rule = a.rule || {};
+      const t = Date.parse(a.eventTime);
+      const detected = Date.parse(a.detectedAt);
+      const time = el('td', { 'data-col': 'event-time' });
+      if (!isNaN(t)) {
+        const [date, ...clock] = fmtTime(t).split(' ');
+        time.append(el('time', { datetime: new Date(t).toISOString() },
+          el('span', { class: 'date', text: date }), ' ', el('span', { class: 'clock', text: clock.join(' ') })));
+      } else time.append(el('span', { class: 'none', text: '-' }));
+      if (!isNaN(detected)) time.append(el('span', { class: 'sub plain' }, agoEl(detected, 'detected ')));
+      const summary = el('td', { 'data-col': 'summary' }, el('span', { class: 'summary-text', text: a.summary || '' }));
+      const group = a.group ? groupText(a.group) : '';
+      if (group) summary.append(el('span', { class: 'sub', text: group }));
+      const when = isNaN(t) ? '' : `, ${fmtTime(t)}`;
+      return el('tr', {
+        'data-testid': 'alert-row', 'data-alert-id': a.alertId, 'data-rule': rule.name, 'data-seq': a.seq,
+        'data-event-id': a.eventId, class: fresh ? 'new' : null,
+      },
+      el('td', { 'data-col': 'severity' }, sevBadge(rule.severity)),
+      el('td', { 'data-col': 'rule' }, el('button', {
+        type: 'button', class: 'cell-filter', 'data-testid': 'alert-rule-filter', 'data-rule': rule.name,
+        title: `Show the alerts of ${rule.name} only`, text: rule.name,
+      })),
+      summary,
+      time,
+      principalCell(a.principal),
+      el('td', { 'data-col': 'source-ip', class: 'mono', text: a.sourceIPAddress || '-' }),
+      el('td', { 'data-col': 'event' }, el('a', {
+        class: 'btn subtle small', 'data-testid': 'alert-event-link', href: eventHref(a),
+        'aria-label': `View the event in Event history: ${a.eventName || 'event'}${when}`,
+      }, 'View event')));
+    }
+
+    function updateAlertsFooter() {
+      moreButton.hidden = !alertsNext;
+      moreButton.disabled = alertsLoading;
+      noAlerts.textContent = alertRule ? `No alerts of ${alertRule}.` : 'No alerts yet: they show here within a second of a matching event.';
+      noAlerts.hidden = !alertsLoaded || alerts.length > 0;
+      alertsBody.closest('.table-wrap').hidden = alertsLoaded && alerts.length === 0;
+    }
+
+    async function loadAlerts({ more = false } = {}) {
+      const gen = more ? alertsGen : ++alertsGen;
+      if (more && (!alertsNext || alertsLoading)) return;
+      const body = { MaxResults: ALERT_PAGE };
+      if (alertRule) body.RuleName = alertRule;
+      if (more) body.NextToken = alertsNext;
+      if (!more) {
+        alerts = [];
+        alertsNext = null;
+        alertsLoaded = false;
+        alertsBody.textContent = '';
+      }
+      alertsLoading = true;
+      updateAlertsFooter();
+      let out;
+      try {
+        out = await api(CAIRN + 'ListAlerts', body);
+      } catch (err) {
+        if (gen !== alertsGen) return;
+        alertsLoading = false;
+        alertsLoaded = true;
+        updateAlertsFooter();
+        showError(problemOf(err, 'list the alerts'));
+        return;
+      }
+      if (gen !== alertsGen) return;
+      alertsLoading = false;
+      alertsLoaded = true;
+      const list = out.Alerts || [];
+      alerts.push(...list);
+      const frag = document.createDocumentFragment();
+      for (const a of list) frag.append(alertRow(a, false));
+      alertsBody.append(frag);
+      alertsNext = out.NextToken || null;
+      updateAlertsFooter();
+      if (more) setStatus(`${alerts.length} alerts shown${alertsNext ? '; more to load' : ''}.`);
+    }
+
+    /** Asks for the newest alerts; shows those not shown yet. Returns how many. */
+    async function pollAlerts() {
+      if (!alertsLoaded || alertsLoading) {
+        if (!alertsLoading) await loadAlerts();
+        return 0;
+      }
+      const gen = alertsGen;
+      const body = { MaxResults: ALERT_PAGE };
+      if (alertRule) body.RuleName = alertRule;
+      const out = await api(CAIRN + 'ListAlerts', body);
+      if (gen !== alertsGen) return 0;
+      const list = out.Alerts || [];
+      const top = alerts.length ? Number(alerts[0].seq) : -1;
+      const fresh = list.filter((a) => Number(a.seq) > top);
+      if (!fresh.length) return 0;
+      if (!alerts.length || (fresh.length === list.length && out.NextToken)) {
+        // Nothing shown yet, or more new alerts than a page: start again from the newest.
+        alerts = list.slice();
+        alertsNext = out.NextToken || null;
+        alertsBody.textContent = '';
+        const frag = document.createDocumentFragment();
+        for (const a of list) frag.append(alertRow(a, fresh.includes(a)));
+        alertsBody.append(frag);
+      } else {
+        alerts.unshift(...fresh);
+        const frag = document.createDocumentFragment();
+        for (const a of fresh) frag.append(alertRow(a, true));
+        alertsBody.insertBefore(frag, alertsBody.firstChild);
+      }
+      updateAlertsFooter();
+      announceBox.textContent = `${fresh.length} new alert${fresh.length === 1 ? '' : 's'}` +
+        (fresh.length === 1 ? `: ${(fresh[0].rule || {}).name}, ${fresh[0].summary}` : '.');
+      return fresh.length;
+    }
+
+    moreButton.addEventListener('click', () => loadAlerts({ more: true }));
+
+    alertsBody.addEventListener('click', (e) => {
+      const b = e.target.closest('[data-testid="alert-rule-filter"]');
+      if (!b) return;
+      showRule(b.dataset.rule);
+      alertSelect.focus();
+    });
+
+    alertSelect.addEventListener('change', () => showRule(alertSelect.value));
+    $('#alert-filter').addEventListener('submit', (e) => e.preventDefault());
+    alertClear.addEventListener('click', () => {
+      showRule('');
+      alertSelect.focus();
+    });
+
+    // -- Alert targets ----------------------------------------------------------------
+
+    async function loadTargets() {
+      let out;
+      try {
+        out = await api(CAIRN + 'GetAlertTargets', {});
+      } catch (err) {
+        if (!rulesOff) showError(problemOf(err, 'read the alert targets\' status'));
+        targetsWrap.hidden = true;
+        return false;
+      }
+      const list = out.Targets || [];
+      const rows = list.map((t) => {
+        const failed = Number(t.FailedAttempts) || 0;
+        const dead = Number(t.DeadLettered) || 0;
+        const last = t.LastDeliveryMs ? el('td', { 'data-col': 'last-delivery' }, agoEl(Number(t.LastDeliveryMs)))
+          : el('td', { 'data-col': 'last-delivery' }, el('span', { class: 'none', text: 'None yet' }));
+        return el('tr', { 'data-testid': 'target-row', 'data-target': t.Target },
+          el('td', { 'data-col': 'target', class: 'mono', text: t.Target }),
+          el('td', { 'data-col': 'delivered', class: 'num', text: fmtCount(t.Delivered) }),
+          el('td', { 'data-col': 'pending', class: 'num', text: fmtCount(t.Pending) }),
+          el('td', { 'data-col': 'failed', class: failed ? 'num bad' : 'num', text: fmtCount(failed) }),
+          el('td', { 'data-col': 'dead-lettered', class: dead ? 'num bad' : 'num', text: fmtCount(dead) }),
+          last,
+          el('td', { 'data-col': 'last-error' }, t.LastError ? el('span', { class: 'error-text', text: t.LastError }) : el('span', { class: 'none', text: '-' })));
+      });
+      targetsBody.textContent = '';
+      targetsBody.append(...rows);
+      targetsWrap.hidden = list.length === 0;
+      noTargets.hidden = list.length > 0;
+      deadLetter.textContent = '';
+      if (out.DeadLetterFile && list.length) {
+        deadLetter.append('Alerts a target gives up on are written to ', el('code', { text: out.DeadLetterFile }), '.');
+      }
+      deadLetter.hidden = !(out.DeadLetterFile && list.length);
+      return true;
+    }
+
+    // -- Refreshing -------------------------------------------------------------------
+
+    function refreshAges() {
+      const now = Date.now();
+      for (const n of $$('[data-ago]')) n.textContent = (n.dataset.prefix || '') + fmtAgo(Number(n.dataset.ago), now);
+    }
+
+    function stamp() {
+      const now = Date.now();
+      const at = fmtTime(now).split(' ')[1];
+      updated.textContent = autoBox.checked ? `Updated ${at} UTC; every ${RULES_REFRESH_MS / 1000} s` : `Updated ${at} UTC`;
+      updated.dataset.at = String(now);
+    }
+
+    async function refreshAll() {
+      refreshButton.disabled = true;
+      showError(null);
+      pollFailed = false;
+      try {
+        await Promise.all([loadRules(), alertsLoaded ? pollAlerts().catch((err) => showError(problemOf(err, 'list the alerts'))) : loadAlerts(), loadTargets()]);
+        lastFull = Date.now();
+      } finally {
+        refreshButton.disabled = false;
+        refreshAges();
+        stamp();
+      }
+    }
+
+    async function tick() {
+      if (ticking || !autoBox.checked || document.hidden || rulesOff) return;
+      ticking = true;
+      try {
+        const n = await pollAlerts();
+        if (n > 0 || hadNew || Date.now() - lastFull >= RULES_FULL_REFRESH_MS) {
+          // Hits change with new alerts; targets deliver them moments later.
+          hadNew = n > 0;
+          await Promise.all([loadRules(), loadTargets()]);
+          lastFull = Date.now();
+        }
+        if (pollFailed) { pollFailed = false; showError(null); }
+        stamp();
+      } catch (err) {
+        pollFailed = true;
+        showError(problemOf(err, 'refresh the alerts'));
+      } finally {
+        ticking = false;
+        refreshAges();
+      }
+    }
+
+    refreshButton.addEventListener('click', refreshAll);
+    try { autoBox.checked = localStorage.getItem(AUTO_KEY) !== 'off'; } catch (e) { /* on */ }
+    autoBox.addEventListener('change', () => {
+      try { localStorage.setItem(AUTO_KEY, autoBox.checked ? 'on' : 'off'); } catch (e) { /* private mode */ }
+      stamp();
+      if (autoBox.checked) tick();
+    });
+    document.addEventListener('visibilitychange', () => { if (!document.hidden) tick(); });
+    setInterval(() => {
+      if (document.hidden) return;
+      if (autoBox.checked) tick();
+      else refreshAges();
+    }, RULES_REFRESH_MS);
+
+    window.addEventListener('popstate', () => showRule(readRule(), { push: false }));
+
+    // -- The form ---------------------------------------------------------------------
+
+    let editing = null; // the name of the rule in the form, when editing one
+    const field = (name) => form && form.elements[name];
+
+    function formError(problem, invalid) {
+      const box = $('#rule-form-error');
+      for (const f of $$('[aria-invalid]', form)) unmark(f);
+      box.textContent = '';
+      if (!problem) { box.hidden = true; return; }
+      box.append(el('strong', { text: problem.title }));
+      if (problem.detail) box.append(el('div', { class: 'detail', 'data-testid': 'rule-form-error-detail', text: problem.detail }));
+      box.hidden = false;
+      for (const f of invalid || []) {
+        // The field says it is wrong, and the message says why.
+        f.setAttribute('aria-invalid', 'true');
+        f.dataset.describedby = f.getAttribute('aria-describedby') || '';
+        f.setAttribute('aria-describedby', `${f.dataset.describedby} rule-form-error`.trim());
+      }
+      if (invalid && invalid[0]) invalid[0].focus();
+    }
+
+    function unmark(f) {
+      if (!f.hasAttribute('aria-invalid')) return;
+      f.removeAttribute('aria-invalid');
+      if (f.dataset.describedby) f.setAttribute('aria-describedby', f.dataset.describedby);
+      else f.removeAttribute('aria-describedby');
+      delete f.dataset.describedby;
+    }
+
+    /** The fields the server's message is about. */
+    function invalidFields(err) {
+      const msg = String(err.message || '');
+      if (err.code === 'InvalidEventPatternException') return [field('pattern')];
+      if (/Threshold\.Count|Count /.test(msg)) return [field('count')];
+      if (/Threshold\.WindowSeconds|[Ww]indow/.test(msg)) return [field('window')];
+      if (/GroupBy|group/.test(msg)) return [field('groupBy')];
+      if (/\bName\b|name/.test(msg) && !/pattern/i.test(msg)) return [field('name')];
+      if (/Severity/.test(msg)) return [field('severity')];
+      if (/Description/.test(msg)) return [field('description')];
+      return [];
+    }
+
+    const intOrText = (s) => (s === '' ? null : /^\d+$/.test(s) ? Number(s) : s);
+
+    /** PutRule's input from the form, or null (with the field to fill in focused). */
+    function ruleInput() {
+      const name = field('name').value.trim();
+      const pattern = field('pattern').value;
+      if (!name) {
+        formError({ title: 'Give the rule a name.', detail: 'Letters, digits, \'.\', \'_\' and \'-\'.' }, [field('name')]);
+        return null;
+      }
+      if (!pattern.trim()) {
+        formError({ title: 'Write the rule\'s event pattern.', detail: 'For example {"source": ["aws.iam"], "detail": {"eventName": ["DeleteUser"]}}' }, [field('pattern')]);
+        return null;
+      }
+      const body = { Name: name, Severity: field('severity').value, EventPattern: pattern };
+      const description = field('description').value.trim();
+      if (description) body.Description = description;
+      const count = field('count').value.trim();
+      const windowSeconds = field('window').value.trim();
+      const groupBy = field('groupBy').value.trim();
+      if (count || windowSeconds || groupBy) {
+        body.Threshold = {
+          Count: intOrText(count), WindowSeconds: intOrText(windowSeconds),
+          GroupBy: groupBy ? groupBy.split(',').map((p) => p.trim()).filter(Boolean) : [],
+        };
+      }
+      return body;
+    }
+
+    function setEditing(name) {
+      editing = name;
+      $('#rule-form-title').textContent = name ? `Edit rule ${name}` : 'Add a rule';
+      $('[data-testid="rule-save"]', form).textContent = name ? 'Save rule' : 'Add rule';
+      $('[data-testid="rule-edit-cancel"]', form).hidden = !name;
+    }
+
+    function edit(name) {
+      const r = rules.find((x) => x.Name === name);
+      if (!r || !form) return;
+      setEditing(name);
+      field('name').value = r.Name;
+      field('description').value = r.Description || '';
+      field('severity').value = r.Severity || 'medium';
+      field('pattern').value = sourceOf(r);
+      field('count').value = r.Threshold ? String(r.Threshold.Count) : '';
+      field('window').value = r.Threshold ? String(r.Threshold.WindowSeconds) : '';
+      field('groupBy').value = r.Threshold && r.Threshold.GroupBy ? r.Threshold.GroupBy.join(', ') : '';
+      formError(null);
+      $('#rule-form-status').textContent = '';
+      $('#rule-test-result').hidden = true;
+      const card = $('#rule-form-card');
+      card.scrollIntoView({ block: 'start' });
+      field('pattern').focus({ preventScroll: true });
+    }
+
+    async function save() {
+      const body = ruleInput();
+      if (!body) return;
+      formError(null);
+      const exists = rules.find((r) => r.Name === body.Name);
+      if (exists && exists.Origin === 'custom' && editing !== body.Name) {
+        const yes = await ask({
+          title: `Replace rule ${body.Name}?`,
+          message: 'This account has a rule by that name: saving replaces its pattern, severity and threshold.',
+          confirm: 'Replace rule', danger: true,
+        });
+        if (!yes) { field('name').focus(); return; }
+      }
+      const button = $('[data-testid="rule-save"]', form);
+      const status = $('#rule-form-status');
+      button.disabled = true;
+      status.textContent = 'Saving...';
+      let out;
+      try {
+        out = await api(CAIRN + 'PutRule', body);
+      } catch (err) {
+        status.textContent = '';
+        formError({ title: 'The rule was not saved.', detail: `${err.code}: ${sentence(err.message)}` }, invalidFields(err));
+        return;
+      } finally {
+        button.disabled = false;
+      }
+      const name = out.Rule ? out.Rule.Name : body.Name;
+      if (out.Rule) replaceRule(out.Rule);
+      form.reset();
+      setEditing(null);
+      $('#rule-test-result').hidden = true;
+      status.textContent = `Rule ${name} ${out.Created ? 'added' : 'saved'}: it runs on each event stored from now on.`;
+      renderRules();
+      renderHits();
+      renderRuleOptions();
+      const row = $$('tr[data-testid="rule-row"]', rulesBody).find((tr) => tr.dataset.rule === name);
+      if (row) row.classList.add('new');
+    }
+
+    async function testRule() {
+      const body = ruleInput();
+      if (!body) return;
+      formError(null);
+      const box = $('#rule-test-result');
+      const button = $('[data-testid="rule-test"]', form);
+      const now = Date.now();
+      body.StartTime = Math.floor((now - 864e5) / 1000);
+      body.EndTime = Math.ceil(now / 1000);
+      body.MaxAlerts = 5;
+      button.disabled = true;
+      box.hidden = false;
+      box.textContent = 'Testing on the events of the last 24 hours...';
+      let out;
+      try {
+        out = await api(CAIRN + 'TestRule', body);
+      } catch (err) {
+        box.hidden = true;
+        formError({ title: 'The rule cannot be tested.', detail: `${err.code}: ${sentence(err.message)}` }, invalidFields(err));
+        return;
+      } finally {
+        button.disabled = false;
+      }
+      const list = out.Alerts || [];
+      box.textContent = '';
+      box.append(el('p', { 'data-testid': 'rule-test-summary' },
+        `In the last 24 hours: ${fmtCount(out.Scanned)} event${out.Scanned === 1 ? '' : 's'} read, ${fmtCount(out.Matched)} matched, ` +
+        `${list.length}${out.Truncated ? ' or more' : ''} alert${list.length === 1 && !out.Truncated ? '' : 's'} would have been raised.`));
+      if (list.length) {
+        box.append(el('ul', { class: 'test-alerts' }, list.map((a) => el('li', {},
+          el('span', { text: a.summary || '' }), ' ',
+          el('a', { href: eventHref(a), 'aria-label': `View the event: ${a.eventName || 'event'}` }, 'View event')))));
+      }
+    }
+
+    if (form) {
+      form.addEventListener('submit', (e) => { e.preventDefault(); save(); });
+      $('[data-testid="rule-test"]', form).addEventListener('click', testRule);
+      $('[data-testid="rule-edit-cancel"]', form).addEventListener('click', () => {
+        const name = editing;
+        form.reset();
+        setEditing(null);
+        formError(null);
+        const back = $$('[data-focus]', rulesBody).find((x) => x.dataset.focus === 'edit:' + name);
+        if (back) back.focus();
+      });
+      field('pattern').addEventListener('keydown', (e) => {
+        if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
+          e.preventDefault();
+          save();
+        }
+      });
+      for (const f of $$('input, textarea, select', form)) f.addEventListener('input', () => unmark(f));
+    }
+
+    // -- Start ------------------------------------------------------------------------
+
+    alertRule = readRule();
+    syncFilter();
+    updateAlertsFooter();
+    refreshAll();
+  }
+
+  // ---------------------------------------------------------------------------------------
   // Trails
 
   async function trailsPage() {
@@ -2888,6 +3880,7 @@
     if (page === 'events') eventsPage();
     else if (page === 'insights') insightsPage();
     else if (page === 'queries') queriesPage();
+    else if (page === 'rules') rulesPage();
     else if (page === 'trails') trailsPage();
     else if (page === 'settings') settingsPage();
   }

@@ -1,4 +1,4 @@
-//! The browser console: server-rendered page shells (Event history, Insights, Queries,
+//! The browser console: server-rendered page shells (Event history, Insights, Queries, Rules,
 //! Trails, Settings) whose small script and style sheet are embedded in the binary, and the
 //! two console endpoints a page cannot do with the JSON API: downloads of a whole filtered
 //! result (CSV or JSON, streamed) and a live stream of new events (Server-Sent Events).
@@ -19,6 +19,14 @@
 //! `sharedEventID`), and charts an incident's per-minute rate with CountEvents. Its URL holds
 //! the time range (`range`: `24h`, `7d`, `30d` or `90d`), the text filter (`q`) and the
 //! incident shown (`insight`, its `sharedEventID`).
+//!
+//! The Rules page lists the account's rules (ListRules: the default pack, the rules folder,
+//! the account's own) with their hits, the rules-folder files Cairn refused, the recent
+//! alerts (ListAlerts, newest first, refreshed every few seconds while the tab is visible),
+//! alerts per rule, the alert targets' delivery status (GetAlertTargets), and a form for
+//! event-pattern rules (PutRule, TestRule). Its URL holds the rule whose alerts are shown
+//! (`rule`). The page offers only what the caller's policies allow: the shell says whether
+//! they allow PutRule, EnableRule and DisableRule, and DeleteRule.
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -52,6 +60,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/console/events", get(events_page))
         .route("/console/insights", get(insights_page))
         .route("/console/queries", get(queries_page))
+        .route("/console/rules", get(rules_page))
         .route("/console/trails", get(trails_page))
         .route("/console/settings", get(settings_page))
         .route("/console/assets/{name}", get(asset))
@@ -148,6 +157,7 @@ enum Page {
     Events,
     Insights,
     Queries,
+    Rules,
     Trails,
     Settings,
 }
@@ -251,6 +261,15 @@ async fn queries_page(
     page(&state, &uri, &headers, &extensions, Page::Queries)
 }
 
+async fn rules_page(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    extensions: Extensions,
+) -> Response {
+    page(&state, &uri, &headers, &extensions, Page::Rules)
+}
+
 async fn trails_page(
     State(state): State<Arc<AppState>>,
     uri: Uri,
@@ -288,6 +307,16 @@ fn page(
         Page::Events => ("Event history", events_main()),
         Page::Insights => ("Insights", insights_main()),
         Page::Queries => ("Queries", queries_main()),
+        Page::Rules => {
+            let allowed =
+                |action: &str| decide(&caller, action, "*") == cairn_policy::Decision::Allow;
+            let may = RulePermissions {
+                put: allowed("cloudtrail:PutRule"),
+                toggle: allowed("cloudtrail:EnableRule") && allowed("cloudtrail:DisableRule"),
+                delete: allowed("cloudtrail:DeleteRule"),
+            };
+            ("Rules", rules_main(may))
+        }
         Page::Trails => ("Trails", trails_main()),
         Page::Settings => ("Settings", settings_main(admin)),
     };
@@ -310,6 +339,7 @@ fn shell(caller: &Caller, csrf: &str, which: Page, admin: bool, title: &str, mai
         (Page::Events, "/console/events", "Event history"),
         (Page::Insights, "/console/insights", "Insights"),
         (Page::Queries, "/console/queries", "Queries"),
+        (Page::Rules, "/console/rules", "Rules"),
         (Page::Trails, "/console/trails", "Trails"),
     ];
     if admin {
@@ -327,6 +357,7 @@ fn shell(caller: &Caller, csrf: &str, which: Page, admin: bool, title: &str, mai
         Page::Events => "events",
         Page::Insights => "insights",
         Page::Queries => "queries",
+        Page::Rules => "rules",
         Page::Trails => "trails",
         Page::Settings => "settings",
     };
@@ -549,6 +580,117 @@ fn queries_main() -> String {
 <p class=\"empty\" data-testid=\"no-results\" hidden>The query returned no rows.</p>\
 <button type=\"button\" class=\"btn subtle load-more\" data-testid=\"load-more\" hidden>Load more rows</button></section>\
 <p class=\"status\" id=\"status\" aria-live=\"polite\"></p>"
+    )
+}
+
+/// What the caller's policies allow on the Rules page (reading needs ListRules, ListAlerts
+/// and GetAlertTargets, which the API checks).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RulePermissions {
+    /// PutRule: the form.
+    pub put: bool,
+    /// EnableRule and DisableRule: the toggles.
+    pub toggle: bool,
+    /// DeleteRule: the Delete buttons.
+    pub delete: bool,
+}
+
+/// The severities of rules, lowest first.
+pub const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+
+fn rules_main(may: RulePermissions) -> String {
+    let severities: String = SEVERITIES
+        .iter()
+        .map(|s| {
+            let selected = if *s == "medium" { " selected" } else { "" };
+            format!("<option value=\"{s}\"{selected}>{s}</option>")
+        })
+        .collect();
+    let form = if may.put {
+        format!(
+            "<section class=\"card rule-form-card\" aria-labelledby=\"rule-form-title\" id=\"rule-form-card\">\
+<h2 id=\"rule-form-title\" tabindex=\"-1\">Add a rule</h2>\
+<p class=\"hint\">An EventBridge event pattern, matched against each record in the envelope EventBridge gives CloudTrail events (the record is <code>detail</code>; <code>source</code> is <code>aws.</code> and the service, as <code>aws.iam</code>).</p>\
+<form id=\"rule-form\" class=\"rule-form\" data-testid=\"rule-form\" novalidate>\
+<div class=\"form-grid\">\
+<div class=\"field\"><label for=\"rule-name\">Name</label>\
+<input id=\"rule-name\" name=\"name\" data-testid=\"rule-name\" type=\"text\" required maxlength=\"64\" autocomplete=\"off\" spellcheck=\"false\" aria-describedby=\"rule-name-hint\">\
+<p class=\"hint\" id=\"rule-name-hint\">Letters, digits, '.', '_' and '-' (cairn- and sigma- are taken).</p></div>\
+<div class=\"field\"><label for=\"rule-severity\">Severity</label>\
+<select id=\"rule-severity\" name=\"severity\" data-testid=\"rule-severity\">{severities}</select></div>\
+<div class=\"field wide\"><label for=\"rule-description\">Description</label>\
+<input id=\"rule-description\" name=\"description\" data-testid=\"rule-description\" type=\"text\" maxlength=\"1024\" autocomplete=\"off\"></div>\
+<div class=\"field wide\"><label for=\"rule-pattern\">Event pattern (JSON)</label>\
+<textarea id=\"rule-pattern\" name=\"pattern\" data-testid=\"rule-pattern\" rows=\"7\" spellcheck=\"false\" autocapitalize=\"off\" autocomplete=\"off\" aria-describedby=\"rule-pattern-hint\"></textarea>\
+<p class=\"hint\" id=\"rule-pattern-hint\">For example <code>{{\"source\": [\"aws.iam\"], \"detail\": {{\"eventName\": [\"DeleteUser\"]}}}}</code>. Ctrl+Enter (\u{2318}+Enter on a Mac) saves the rule.</p></div>\
+<fieldset class=\"field wide threshold\" aria-describedby=\"rule-threshold-hint\"><legend>Threshold (optional)</legend>\
+<div class=\"threshold-row\">\
+<div><label for=\"rule-count\">Count</label><input id=\"rule-count\" name=\"count\" data-testid=\"rule-count\" type=\"number\" min=\"1\" step=\"1\" inputmode=\"numeric\"></div>\
+<div><label for=\"rule-window\">Window (seconds)</label><input id=\"rule-window\" name=\"window\" data-testid=\"rule-window\" type=\"number\" min=\"1\" max=\"86400\" step=\"1\" inputmode=\"numeric\"></div>\
+<div class=\"grow\"><label for=\"rule-group-by\">Group by (paths, comma-separated)</label><input id=\"rule-group-by\" name=\"groupBy\" data-testid=\"rule-group-by\" type=\"text\" autocomplete=\"off\" spellcheck=\"false\" placeholder=\"detail.userIdentity.arn, detail.sourceIPAddress\"></div></div>\
+<p class=\"hint\" id=\"rule-threshold-hint\">An alert when Count matching events come within the window, for each value of the group-by paths. Empty: every matching event is an alert.</p></fieldset>\
+</div>\
+<div class=\"error\" data-testid=\"rule-form-error\" id=\"rule-form-error\" role=\"alert\" hidden></div>\
+<div class=\"form-actions\"><button type=\"submit\" class=\"btn\" data-testid=\"rule-save\">Add rule</button>\
+<button type=\"button\" class=\"btn subtle\" data-testid=\"rule-test\">Test on the last 24 hours</button>\
+<button type=\"button\" class=\"btn subtle\" data-testid=\"rule-edit-cancel\" hidden>Cancel editing</button>\
+<span class=\"form-status\" data-testid=\"rule-form-status\" id=\"rule-form-status\" role=\"status\"></span></div>\
+<div class=\"test-result\" data-testid=\"rule-test-result\" id=\"rule-test-result\" hidden></div>\
+</form></section>"
+        )
+    } else {
+        "<p class=\"hint\" data-testid=\"rule-form-denied\">Your policies do not allow adding rules (cloudtrail:PutRule).</p>"
+            .to_owned()
+    };
+    format!(
+        "<div class=\"rules-page\" id=\"rules-page\" data-can-put=\"{put}\" data-can-toggle=\"{toggle}\" data-can-delete=\"{delete}\">\
+<div class=\"page-head\"><h1>Rules</h1>\
+<p class=\"lead inline\">Rules run on each event as Cairn stores it; an alert shows here within a second.</p>\
+<div class=\"refresh\"><label class=\"check\"><input type=\"checkbox\" id=\"auto-refresh\" data-testid=\"auto-refresh\" checked> Auto-refresh</label>\
+<button type=\"button\" class=\"btn subtle\" data-testid=\"rules-refresh\">Refresh</button>\
+<span class=\"updated\" data-testid=\"updated\" id=\"updated\"></span></div></div>\
+<div class=\"error\" data-testid=\"error\" role=\"alert\" hidden></div>\
+<div class=\"notice\" data-testid=\"refused\" id=\"refused\" hidden><strong>Files of the rules folder that were not loaded</strong>\
+<ul class=\"refused-list\" id=\"refused-list\"></ul></div>\
+<p class=\"sr-only\" id=\"announce\" data-testid=\"announce\" aria-live=\"polite\"></p>\
+<div class=\"rules-top\">\
+<section class=\"alerts-section\" aria-labelledby=\"alerts-title\">\
+<div class=\"section-head\"><h2 id=\"alerts-title\" tabindex=\"-1\">Recent alerts</h2>\
+<form class=\"alert-filter\" id=\"alert-filter\" role=\"search\" aria-label=\"Filter alerts\">\
+<label for=\"alert-rule\">Rule</label><select id=\"alert-rule\" data-testid=\"alert-rule\"><option value=\"\">All rules</option></select>\
+<button type=\"button\" class=\"btn subtle small\" data-testid=\"alert-rule-clear\" hidden>Show all rules</button></form></div>\
+<div class=\"table-wrap alerts-wrap\" tabindex=\"0\" role=\"region\" aria-labelledby=\"alerts-title\"><table class=\"list alerts\" data-testid=\"alerts-table\" id=\"alerts-table\">\
+<caption class=\"sr-only\">Alerts, newest first.</caption>\
+<thead><tr><th scope=\"col\">Severity</th><th scope=\"col\">Rule</th><th scope=\"col\">What happened</th>\
+<th scope=\"col\">Event time</th><th scope=\"col\">Principal</th><th scope=\"col\">Source IP</th>\
+<th scope=\"col\"><span class=\"sr-only\">Event</span></th></tr></thead><tbody></tbody></table></div>\
+<p class=\"empty\" data-testid=\"no-alerts\" hidden>No alerts yet.</p>\
+<button type=\"button\" class=\"btn subtle load-more\" data-testid=\"alerts-more\" hidden>Load more alerts</button></section>\
+<section class=\"card hits\" aria-labelledby=\"hits-title\"><h2 id=\"hits-title\">Alerts per rule</h2>\
+<ol class=\"hit-bars\" data-testid=\"hits-chart\" id=\"hits-chart\"></ol>\
+<p class=\"empty\" data-testid=\"no-hits\" hidden>No rule has raised an alert yet.</p>\
+<p class=\"hint\">Choose a rule to see its alerts.</p></section></div>\
+<section aria-labelledby=\"rules-title\" class=\"rules-section\">\
+<div class=\"section-head\"><h2 id=\"rules-title\">Rules</h2><span class=\"count\" id=\"rules-count\" data-testid=\"rules-count\"></span></div>\
+<div class=\"table-wrap\"><table class=\"list rules\" data-testid=\"rules-table\" id=\"rules-table\">\
+<caption class=\"sr-only\">Rules of this account: the default pack, the rules folder and the account's own. A rule's name shows its details.</caption>\
+<thead><tr><th scope=\"col\">Rule</th><th scope=\"col\">Origin</th><th scope=\"col\">Kind</th><th scope=\"col\">Severity</th>\
+<th scope=\"col\">Enabled</th><th scope=\"col\" class=\"num\">Matched</th><th scope=\"col\" class=\"num\">Alerts</th>\
+<th scope=\"col\">Last match</th></tr></thead><tbody></tbody></table></div>\
+<p class=\"status\" id=\"status\" aria-live=\"polite\">Loading rules...</p></section>\
+{form}\
+<section aria-labelledby=\"targets-title\" class=\"targets-section\"><h2 id=\"targets-title\">Alert targets</h2>\
+<div class=\"table-wrap\" data-testid=\"targets-wrap\"><table class=\"list targets\" data-testid=\"targets-table\" id=\"targets-table\">\
+<thead><tr><th scope=\"col\">Target</th><th scope=\"col\" class=\"num\">Delivered</th><th scope=\"col\" class=\"num\">Pending</th>\
+<th scope=\"col\" class=\"num\">Failed attempts</th><th scope=\"col\" class=\"num\">Dead-lettered</th><th scope=\"col\">Last delivery</th>\
+<th scope=\"col\">Last error</th></tr></thead><tbody></tbody></table></div>\
+<p class=\"hint\" data-testid=\"dead-letter-file\" id=\"dead-letter-file\" hidden></p>\
+<div class=\"empty-state\" data-testid=\"no-targets\" hidden><p><strong>No alert targets.</strong> Alerts are kept here only.</p>\
+<p>Start the server with one or more targets to send them on:</p>\
+<code>cairn serve --alert-target webhook=https://hooks.example.com/cairn --alert-target slack=URL --alert-target file=PATH --alert-target stdout</code></div></section></div>",
+        put = may.put,
+        toggle = may.toggle,
+        delete = may.delete,
     )
 }
 
@@ -1473,5 +1615,25 @@ mod tests {
         // A sample's statement is an attribute: its quotes are escaped.
         assert!(q.contains("WHERE eventname = &#39;ConsoleLogin&#39;"));
         assert!(!q.contains("= 'ConsoleLogin'"));
+        let all = RulePermissions {
+            put: true,
+            toggle: true,
+            delete: true,
+        };
+        let r = rules_main(all);
+        assert!(r.contains("data-testid=\"rule-pattern\""));
+        assert!(r.contains("data-can-toggle=\"true\""));
+        assert!(r.contains("<option value=\"medium\" selected>"));
+        // The example pattern's braces survive formatting.
+        assert!(r.contains("{\"source\": [\"aws.iam\"]"));
+        let none = RulePermissions {
+            put: false,
+            toggle: false,
+            delete: false,
+        };
+        let r = rules_main(none);
+        assert!(!r.contains("data-testid=\"rule-form\""));
+        assert!(r.contains("data-testid=\"rule-form-denied\""));
+        assert!(r.contains("data-can-delete=\"false\""));
     }
 }
