@@ -235,7 +235,11 @@ impl Rules {
                 if rules.is_empty() {
                     continue;
                 }
+                let open = rules.iter().any(|r| r.prefilter.is_open());
                 for bytes in &frame.records {
+                    if !open && !may_match(&rules, bytes) {
+                        continue;
+                    }
                     match serde_json::from_slice::<Value>(bytes) {
                         Ok(record) => {
                             engine.observe_owned(&frame.account, record, &rules, &mut alerts)
@@ -360,6 +364,32 @@ impl Rules {
             tracing::error!(error = %e, "cannot save the rules state at shutdown; events since the last save are evaluated again at the next start");
         }
     }
+}
+
+/// The two members rules are prefiltered on, read without building the record.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "eventName", borrow, default)]
+    event_name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "userIdentity", borrow, default)]
+    user_identity: Option<IdentityHead<'a>>,
+}
+
+#[derive(Deserialize)]
+struct IdentityHead<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// Whether any rule may match a stored record, judged from its `eventName` and
+/// `userIdentity.type` alone (a record whose head cannot be read this way may match).
+fn may_match(rules: &RuleSet, bytes: &[u8]) -> bool {
+    let Ok(head) = serde_json::from_slice::<Head>(bytes) else {
+        return true;
+    };
+    let name = head.event_name.as_deref();
+    let kind = head.user_identity.as_ref().and_then(|u| u.kind.as_deref());
+    rules.iter().any(|r| r.prefilter.admits(name, kind))
 }
 
 /// The result of testing a rule on events.

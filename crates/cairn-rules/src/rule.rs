@@ -2,6 +2,7 @@
 //! the EventBridge envelope or a Sigma rule over the record, and optionally a threshold (N
 //! matching events within a window, counted per group).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -218,11 +219,86 @@ pub enum Matcher {
     Sigma(Box<SigmaRule>),
 }
 
+/// What an event must plainly be for a rule to have a chance: its `eventName` and its
+/// `userIdentity.type` among sets of values (lower-cased; `None`: any). Worked out from the
+/// rule at compile time, so most events are passed over without being parsed; never
+/// narrower than the rule.
+#[derive(Debug, Clone, Default)]
+pub struct Prefilter {
+    pub event_names: Option<HashSet<String>>,
+    pub identity_types: Option<HashSet<String>>,
+}
+
+impl Prefilter {
+    fn of(matcher: &Matcher, source: &str) -> Prefilter {
+        match matcher {
+            Matcher::Sigma(s) => Prefilter {
+                event_names: s.required_values("eventName"),
+                identity_types: s.required_values("userIdentity.type"),
+            },
+            Matcher::Pattern(_) => {
+                let Ok(v) = serde_json::from_str::<Value>(source) else {
+                    return Prefilter::default();
+                };
+                Prefilter {
+                    event_names: pattern_values(&v, &["detail", "eventName"]),
+                    identity_types: pattern_values(&v, &["detail", "userIdentity", "type"]),
+                }
+            }
+        }
+    }
+
+    /// Whether an event with this `eventName` and `userIdentity.type` may match.
+    pub fn admits(&self, event_name: Option<&str>, identity_type: Option<&str>) -> bool {
+        let ok = |set: &Option<HashSet<String>>, v: Option<&str>| match set {
+            None => true,
+            Some(set) => v.is_some_and(|v| set.contains(&v.to_lowercase())),
+        };
+        ok(&self.event_names, event_name) && ok(&self.identity_types, identity_type)
+    }
+
+    /// Whether every event may match.
+    pub fn is_open(&self) -> bool {
+        self.event_names.is_none() && self.identity_types.is_none()
+    }
+}
+
+/// The exact values (lower-cased) a pattern requires at `path`, through `$or` branches; `None`
+/// when it does not plainly require any.
+fn pattern_values(node: &Value, path: &[&str]) -> Option<HashSet<String>> {
+    let Some((first, rest)) = path.split_first() else {
+        let mut out = HashSet::new();
+        for v in node.as_array()? {
+            match v {
+                Value::String(s) => out.insert(s.to_lowercase()),
+                Value::Object(o) if o.len() == 1 => match o.get("equals-ignore-case") {
+                    Some(Value::String(s)) => out.insert(s.to_lowercase()),
+                    _ => return None,
+                },
+                _ => return None,
+            };
+        }
+        return Some(out);
+    };
+    let obj = node.as_object()?;
+    if let Some(child) = obj.get(*first) {
+        return pattern_values(child, rest);
+    }
+    // `$or` at this level: every branch must require values here.
+    let branches = obj.get("$or")?.as_array()?;
+    let mut out = HashSet::new();
+    for b in branches {
+        out.extend(pattern_values(b, path)?);
+    }
+    Some(out)
+}
+
 /// A rule ready to run.
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub spec: RuleSpec,
     pub matcher: Matcher,
+    pub prefilter: Prefilter,
 }
 
 impl Rule {
@@ -254,7 +330,12 @@ impl Rule {
                 })?))
             }
         };
-        Ok(Rule { spec, matcher })
+        let prefilter = Prefilter::of(&matcher, &spec.source);
+        Ok(Rule {
+            spec,
+            matcher,
+            prefilter,
+        })
     }
 
     /// Whether the rule matches one event (`record` is the CloudTrail record, `envelope`

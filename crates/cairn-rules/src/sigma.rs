@@ -40,6 +40,7 @@
 //! author and references travel with a rule.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -115,6 +116,14 @@ impl SigmaRule {
     /// Whether the rule fires on this CloudTrail record.
     pub fn matches(&self, event: &Value) -> bool {
         self.condition.eval(&self.selections, event)
+    }
+
+    /// The values (lower-cased) the top-level-or-dotted `field` must have for the rule to
+    /// fire, when the rule says so plainly (an exact value list the condition requires);
+    /// `None` when any value might do. Used to skip events cheaply; never narrower than the
+    /// rule.
+    pub fn required_values(&self, field: &str) -> Option<HashSet<String>> {
+        self.condition.required(&self.selections, field)
     }
 
     /// The names of the rule's selections, in the order they were written.
@@ -1187,7 +1196,67 @@ enum Cond {
     All(Vec<usize>),
 }
 
+/// Intersects the sets given (`None`: no constraint).
+fn intersect(sets: impl Iterator<Item = Option<HashSet<String>>>) -> Option<HashSet<String>> {
+    sets.flatten()
+        .reduce(|a, b| a.intersection(&b).cloned().collect())
+}
+
+/// Unites the sets given, or `None` if any is unconstrained.
+fn unite(sets: impl Iterator<Item = Option<HashSet<String>>>) -> Option<HashSet<String>> {
+    let mut out = HashSet::new();
+    for s in sets {
+        out.extend(s?);
+    }
+    Some(out)
+}
+
+impl Selection {
+    fn required(&self, field: &str) -> Option<HashSet<String>> {
+        unite(self.alternatives.iter().map(|fields| {
+            intersect(
+                fields
+                    .iter()
+                    .filter(|f| f.path == field)
+                    .map(FieldMatch::exact_values),
+            )
+        }))
+    }
+}
+
+impl FieldMatch {
+    /// The exact values this match accepts (lower-cased), if it only accepts exact values.
+    fn exact_values(&self) -> Option<HashSet<String>> {
+        if self.all && self.matchers.len() > 1 {
+            return None;
+        }
+        self.matchers
+            .iter()
+            .map(|m| match m {
+                Matcher::Str(Glob {
+                    shape: Shape::Exact(s),
+                    ..
+                }) => Some(s.to_lowercase()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
 impl Cond {
+    fn required(&self, sels: &[Selection], field: &str) -> Option<HashSet<String>> {
+        let sel = |i: &usize| sels.get(*i).and_then(|s| s.required(field));
+        match self {
+            Cond::Sel(i) => sel(i),
+            Cond::Not(_) => None,
+            Cond::And(cs) => intersect(cs.iter().map(|c| c.required(sels, field))),
+            Cond::Or(cs) => unite(cs.iter().map(|c| c.required(sels, field))),
+            Cond::AtLeast(0, _) => None,
+            Cond::AtLeast(_, is) => unite(is.iter().map(sel)),
+            Cond::All(is) => intersect(is.iter().map(sel)),
+        }
+    }
+
     fn eval(&self, sels: &[Selection], event: &Value) -> bool {
         let sel = |i: &usize| sels.get(*i).is_some_and(|s| s.matches(event));
         match self {

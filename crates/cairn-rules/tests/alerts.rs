@@ -2531,3 +2531,110 @@ fn a_rules_folder_reports_the_rules_it_cannot_run() {
     assert_eq!(refused.len(), 1);
     assert!(refused[0].reason.contains("cannot read the folder"));
 }
+
+// ---------------------------------------------------------------------------------------
+// Prefilters: the worker passes over events no rule can match without parsing them; the
+// prefilter must never be narrower than the rule.
+
+fn head_of(record: &Value) -> (Option<String>, Option<String>) {
+    (
+        record
+            .get("eventName")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        record
+            .pointer("/userIdentity/type")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    )
+}
+
+#[test]
+fn prefilters_are_never_narrower_than_their_rules() {
+    let mut specs = default_pack();
+    let (folder, refused) = load_folder(&datasets().join("sigma"));
+    assert!(refused.is_empty(), "{refused:?}");
+    specs.extend(folder);
+    let rules: Vec<Rule> = specs
+        .into_iter()
+        .map(|s| Rule::compile(s).expect("compiles"))
+        .collect();
+    // Every default rule names what it needs, so most events are never parsed.
+    for r in rules
+        .iter()
+        .filter(|r| r.spec.origin == cairn_rules::Origin::Default)
+    {
+        assert!(
+            !r.prefilter.is_open(),
+            "{} has an open prefilter",
+            r.spec.name
+        );
+    }
+    let mut records: Vec<Value> = jsonl("panther-labelled-events.jsonl")
+        .into_iter()
+        .filter_map(|l| l.get("event").cloned())
+        .collect();
+    records.extend(jsonl("seed-scenarios.jsonl"));
+    records.extend(jsonl("otrf-ec2-proxy-s3-exfiltration.jsonl"));
+    let mut matched = 0;
+    for record in &records {
+        let env = envelope::envelope(ACCOUNT, record);
+        let (name, kind) = head_of(record);
+        for r in &rules {
+            if r.matches(record, &env) {
+                matched += 1;
+                assert!(
+                    r.prefilter.admits(name.as_deref(), kind.as_deref()),
+                    "{} matches a record its prefilter refuses: {record}",
+                    r.spec.name
+                );
+            }
+        }
+    }
+    assert!(matched > 50, "only {matched} matches checked");
+    // And the prefilter does refuse what plainly cannot match.
+    let trail = rules
+        .iter()
+        .find(|r| r.spec.name == TRAIL_CHANGED)
+        .expect("trail rule");
+    assert!(trail.prefilter.admits(Some("StopLogging"), Some("IAMUser")));
+    assert!(!trail.prefilter.admits(Some("GetObject"), Some("IAMUser")));
+    let root = rules
+        .iter()
+        .find(|r| r.spec.name == ROOT_USE)
+        .expect("root rule");
+    assert!(root.prefilter.admits(Some("GetObject"), Some("Root")));
+    assert!(!root.prefilter.admits(Some("GetObject"), Some("IAMUser")));
+    assert!(!root.prefilter.admits(Some("GetObject"), None));
+}
+
+#[test]
+fn prefilters_follow_or_branches_and_stay_open_when_unsure() {
+    let compile = |pattern: &str| {
+        Rule::compile(cairn_rules::RuleSpec {
+            name: "p".into(),
+            description: String::new(),
+            severity: cairn_rules::Severity::Low,
+            kind: cairn_rules::Kind::Pattern,
+            source: pattern.into(),
+            threshold: None,
+            enabled: true,
+            origin: cairn_rules::Origin::Custom,
+            file: None,
+            updated_ms: 0,
+        })
+        .expect("compiles")
+        .prefilter
+    };
+    let p = compile(
+        r#"{"detail": {"$or": [{"eventName": ["A"]}, {"eventName": [{"equals-ignore-case": "b"}]}]}}"#,
+    );
+    assert!(p.admits(Some("a"), None) && p.admits(Some("B"), None));
+    assert!(!p.admits(Some("C"), None));
+    assert!(
+        compile(r#"{"detail": {"$or": [{"eventName": ["A"]}, {"eventSource": ["x"]}]}}"#).is_open()
+    );
+    assert!(compile(r#"{"detail": {"eventName": [{"prefix": "Delete"}]}}"#).is_open());
+    assert!(compile(r#"{"detail": {"eventName": [{"anything-but": "A"}]}}"#).is_open());
+    assert!(compile(r#"{"source": ["aws.s3"]}"#).is_open());
+}
