@@ -37,6 +37,8 @@ use crate::input::Input;
 
 /// Most events `TestRule` reads from history.
 pub const MAX_TEST_SCAN: usize = 1_000_000;
+/// Most events of history `TestRule` keeps to run the rule on (those it may match).
+pub const MAX_TEST_CANDIDATES: usize = 100_000;
 /// Most events `TestRule` takes in its request.
 pub const MAX_TEST_EVENTS: usize = 10_000;
 
@@ -327,7 +329,7 @@ async fn test_rule(
     let events = input.list("Events")?;
     let start = input.timestamp_ms("StartTime")?;
     let end = input.timestamp_ms("EndTime")?;
-    let records: Vec<Value> = match (events, start, end) {
+    let (records, scanned, cut) = match (events, start, end) {
         (Some(events), None, None) => {
             if events.len() > MAX_TEST_EVENTS {
                 return Err(ApiError::bad(
@@ -337,12 +339,14 @@ async fn test_rule(
                     ),
                 ));
             }
-            events
+            let n = events.len() as u64;
+            (events, n, false)
         }
         (None, Some(s), Some(e)) if e > s => {
             let store = state.store.clone();
             let account = account.to_owned();
-            tokio::task::spawn_blocking(move || history(&store, &account, s, e))
+            let rule = rule.clone();
+            tokio::task::spawn_blocking(move || history(&store, &account, &rule, s, e))
                 .await
                 .map_err(|e| ApiError::internal(format!("test failed: {e}")))??
         }
@@ -360,7 +364,7 @@ async fn test_rule(
         }
     };
     let base = a.console_base.read().clone();
-    let outcome = cairn_rules::test_rule(rule, account, records.iter(), max_alerts);
+    let outcome = cairn_rules::test_rule(rule, account, records, max_alerts);
     let now = cairn_rules::iso(cairn_event::now_ms());
     let alerts: Vec<Value> = outcome
         .alerts
@@ -368,17 +372,27 @@ async fn test_rule(
         .map(|al| cairn_rules::engine::alert_json(al, &base, &now))
         .collect();
     Ok(json!({
-        "Scanned": outcome.scanned,
+        "Scanned": scanned,
         "Matched": outcome.matched,
         "Alerts": alerts,
-        "Truncated": outcome.truncated || records.len() >= MAX_TEST_SCAN,
+        "Truncated": outcome.truncated || cut,
     }))
 }
 
-/// The account's stored events in `[start, end]`, oldest first (at most [`MAX_TEST_SCAN`],
-/// the newest of them).
-fn history(store: &Store, account: &str, start: i64, end: i64) -> Result<Vec<Value>, ApiError> {
+/// The account's stored events in `[start, end]` the rule may match, oldest first, with how
+/// many events were read and whether a limit cut the scan short. At most [`MAX_TEST_SCAN`]
+/// events are read and [`MAX_TEST_CANDIDATES`] kept (the newest of them); events the rule
+/// plainly cannot match (see [`cairn_rules::rule::Prefilter`]) are not parsed.
+fn history(
+    store: &Store,
+    account: &str,
+    rule: &Rule,
+    start: i64,
+    end: i64,
+) -> Result<(Vec<Value>, u64, bool), ApiError> {
+    let rules = [Arc::new(rule.clone())];
     let mut out = Vec::new();
+    let mut scanned = 0u64;
     let mut q = Query {
         account: account.to_owned(),
         start_ms: Some(start),
@@ -386,20 +400,26 @@ fn history(store: &Store, account: &str, start: i64, end: i64) -> Result<Vec<Val
         limit: 10_000,
         ..Query::default()
     };
-    loop {
+    let cut = loop {
         let page = store.lookup(&q)?;
         for f in page.events {
-            if let Ok(v) = serde_json::from_slice::<Value>(&f.record) {
+            scanned += 1;
+            if cairn_rules::may_match(&rules, &f.record)
+                && let Ok(v) = serde_json::from_slice::<Value>(&f.record)
+            {
                 out.push(v);
             }
         }
         match page.next {
-            Some(next) if out.len() < MAX_TEST_SCAN => q.after = Some(next),
-            _ => break,
+            Some(_) if scanned as usize >= MAX_TEST_SCAN || out.len() >= MAX_TEST_CANDIDATES => {
+                break true;
+            }
+            Some(next) => q.after = Some(next),
+            None => break false,
         }
-    }
+    };
     out.reverse();
-    Ok(out)
+    Ok((out, scanned, cut))
 }
 
 fn list_alerts(a: &Alerting, account: &str, input: &Input) -> Result<Value, ApiError> {

@@ -19,6 +19,7 @@ pub mod rule;
 pub mod sigma;
 pub mod targets;
 
+use std::borrow::Borrow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -383,7 +384,7 @@ struct IdentityHead<'a> {
 
 /// Whether any rule may match a stored record, judged from its `eventName` and
 /// `userIdentity.type` alone (a record whose head cannot be read this way may match).
-fn may_match(rules: &RuleSet, bytes: &[u8]) -> bool {
+pub fn may_match(rules: &[Arc<Rule>], bytes: &[u8]) -> bool {
     let Ok(head) = serde_json::from_slice::<Head>(bytes) else {
         return true;
     };
@@ -404,10 +405,10 @@ pub struct TestOutcome {
 
 /// Runs one rule over records in the order given (a fresh engine: thresholds count from
 /// zero), keeping at most `max_alerts` alerts.
-pub fn test_rule<'a>(
+pub fn test_rule(
     rule: Rule,
     account: &str,
-    records: impl IntoIterator<Item = &'a Value>,
+    records: impl IntoIterator<Item = impl Borrow<Value>>,
     max_alerts: usize,
 ) -> TestOutcome {
     let name = rule.spec.name.clone();
@@ -417,7 +418,7 @@ pub fn test_rule<'a>(
     let mut alerts = Vec::new();
     for record in records {
         out.scanned += 1;
-        engine.observe(account, record, &set, &mut alerts);
+        engine.observe(account, record.borrow(), &set, &mut alerts);
         if alerts.len() > max_alerts {
             alerts.truncate(max_alerts);
             out.truncated = true;
