@@ -188,11 +188,7 @@ impl Dispatcher {
                 },
             );
         }
-        let client = reqwest::Client::builder()
-            .timeout(opts.timeout)
-            .user_agent(concat!("Cairn/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+        let client = http_client(&opts).unwrap_or_default();
         let d = Dispatcher {
             outbox,
             targets,
@@ -423,6 +419,17 @@ impl Dispatcher {
     }
 }
 
+/// The HTTP client of targets and notifications. Idle connections are dropped after 4 s:
+/// receivers commonly close theirs after 5 s (Node's default), and a request sent on a
+/// connection the receiver is closing fails and waits for a retry.
+fn http_client(opts: &SendOptions) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(opts.timeout)
+        .pool_idle_timeout(Duration::from_secs(4))
+        .user_agent(concat!("Cairn/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -485,11 +492,7 @@ impl std::fmt::Debug for Notifier {
 
 impl Notifier {
     pub fn new(url: String, opts: SendOptions) -> Notifier {
-        let client = reqwest::Client::builder()
-            .timeout(opts.timeout)
-            .user_agent(concat!("Cairn/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_default();
+        let client = http_client(&opts).unwrap_or_default();
         Notifier {
             url,
             client,
