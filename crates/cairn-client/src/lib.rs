@@ -229,7 +229,21 @@ impl Client {
 
     /// Calls a CloudTrail operation; an AWS error becomes an `Err` naming its code.
     pub fn call(&self, op: &str, input: &Value) -> Result<Value> {
-        let target = format!("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.{op}");
+        self.call_target(
+            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.",
+            op,
+            input,
+        )
+    }
+
+    /// Calls one of Cairn's own operations (`Cairn_20261121.<op>`), signed for `cloudtrail`.
+    pub fn call_cairn(&self, op: &str, input: &Value) -> Result<Value> {
+        self.call_target("Cairn_20261121.", op, input)
+    }
+
+    /// Calls the JSON 1.1 operation `<prefix><op>` signed for `cloudtrail`.
+    fn call_target(&self, prefix: &str, op: &str, input: &Value) -> Result<Value> {
+        let target = format!("{prefix}{op}");
         let (status, body) = self.post(
             "/",
             "cloudtrail",

@@ -292,27 +292,18 @@ impl Insights {
     /// Runs until `shutdown` turns true, then saves. The work happens on a thread of its
     /// own at the lowest CPU priority: Insights take only the CPU time that durable ingest
     /// leaves, and under ingest at full speed they fall behind and catch up when it eases.
-    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
         self.running.store(true, Ordering::Release);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (this, stopping) = (self.clone(), stop.clone());
-        let worker = std::thread::Builder::new()
-            .name("cairn-insights".into())
-            .spawn(move || this.work(&stopping));
-        let worker = match worker {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the insights worker; Insights are off");
-                return;
-            }
-        };
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
+        let this = self.clone();
+        let started = cairn_store::run_consumer_thread(
+            "cairn-insights",
+            move |stop| this.work(stop),
+            shutdown,
+        )
+        .await;
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start the insights worker; Insights are off");
         }
-        stop.store(true, Ordering::Release);
-        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
     }
 
     fn work(&self, stop: &AtomicBool) {

@@ -317,27 +317,15 @@ impl Rules {
     }
 
     /// Runs on a thread of its own until `shutdown` turns true, then saves.
-    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Self>, shutdown: tokio::sync::watch::Receiver<bool>) {
         self.running.store(true, Ordering::Release);
-        let stop = Arc::new(AtomicBool::new(false));
-        let (this, stopping) = (self.clone(), stop.clone());
-        let worker = std::thread::Builder::new()
-            .name("cairn-rules".into())
-            .spawn(move || this.work(&stopping));
-        let worker = match worker {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot start the rules worker; no alerts are raised");
-                return;
-            }
-        };
-        while !*shutdown.borrow() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
+        let this = self.clone();
+        let started =
+            cairn_store::run_consumer_thread("cairn-rules", move |stop| this.work(stop), shutdown)
+                .await;
+        if let Err(e) = started {
+            tracing::error!(error = %e, "cannot start the rules worker; no alerts are raised");
         }
-        stop.store(true, Ordering::Release);
-        let _ = tokio::task::spawn_blocking(move || worker.join()).await;
     }
 
     fn work(&self, stop: &AtomicBool) {

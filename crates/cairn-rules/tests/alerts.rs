@@ -3,6 +3,8 @@
 //! rules worker restarted in the middle of a window on a real store, webhook / Slack / file
 //! targets against a real HTTP server that fails and recovers, the alert log and the registry.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +23,7 @@ use cairn_rules::{
     Rules, SendOptions, Severity, Target, Threshold,
 };
 use cairn_store::{Store, StoreOptions};
+use common::{datasets, jsonl};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -44,21 +47,6 @@ const BUCKET_DELETED: &str = "cairn-bucket-deleted";
 
 // ---------------------------------------------------------------------------------------------
 // Datasets and records.
-
-fn datasets() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/datasets"
-    ))
-}
-
-fn jsonl(name: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(datasets().join(name)).expect("dataset readable");
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("dataset line is JSON"))
-        .collect()
-}
 
 fn seed(event_name: &str) -> Vec<Value> {
     jsonl("seed-scenarios.jsonl")

@@ -1,27 +1,15 @@
 //! Sigma rules: the SigmaHQ CloudTrail rules in shared/datasets against real-shaped records,
 //! then every modifier, condition form and refusal case by case.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use cairn_rules::sigma::{SigmaError, SigmaRule, load_dir};
+use common::{datasets, jsonl};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-fn datasets() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/datasets"
-    ))
-}
-
-fn jsonl(name: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(datasets().join(name)).expect("dataset readable");
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("dataset line is JSON"))
-        .collect()
-}
 
 fn shared_rules() -> BTreeMap<String, SigmaRule> {
     let (rules, refused) = load_dir(datasets().join("sigma"));

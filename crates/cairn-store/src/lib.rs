@@ -87,6 +87,29 @@ pub enum Outcome {
     Duplicate,
 }
 
+/// Runs a journal consumer's `work` on a thread of its own named `name` until `shutdown`
+/// turns true; then sets the flag `work` watches and waits for it to return. An error means
+/// the thread could not be started.
+pub async fn run_consumer_thread(
+    name: &str,
+    work: impl FnOnce(&AtomicBool) + Send + 'static,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopping = stop.clone();
+    let worker = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || work(&stopping))?;
+    while !*shutdown.borrow() {
+        if shutdown.changed().await.is_err() {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Release);
+    let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+    Ok(())
+}
+
 /// A lookup over one account's history.
 #[derive(Debug, Clone, Default)]
 pub struct Query {

@@ -344,6 +344,29 @@ fn probe(attr: &str, plan: &Plan, rng: &mut StdRng) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
+/// Posts one NDJSON batch to `/v1/events`, waiting out throttling: the events stored and
+/// when the answer came.
+pub(crate) fn post_batch(client: &Client, body: &[u8]) -> Result<(usize, Instant)> {
+    loop {
+        let (status, resp) = client.post(
+            "/v1/events",
+            "cloudtrail",
+            &[("content-type", "application/x-ndjson")],
+            body.to_vec(),
+        )?;
+        let at = Instant::now();
+        if status == 429 {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        let v: Value = serde_json::from_slice(&resp)?;
+        if status != 200 {
+            bail!("ingest failed: {v}");
+        }
+        return Ok((v["stored"].as_u64().unwrap_or(0) as usize, at));
+    }
+}
+
 /// Ingests `args.events` events of `plan` over HTTP from `args.writers` writers in batches
 /// of `args.batch`: (events stored, seconds, bytes sent).
 pub(crate) fn ingest_over_http(
@@ -373,24 +396,7 @@ pub(crate) fn ingest_over_http(
                     plan.write_event(i, &mut body);
                 }
                 sent_bytes.fetch_add(body.len(), Ordering::Relaxed);
-                loop {
-                    let (status, resp) = client.post(
-                        "/v1/events",
-                        "cloudtrail",
-                        &[("content-type", "application/x-ndjson")],
-                        body.clone(),
-                    )?;
-                    if status == 429 {
-                        std::thread::sleep(Duration::from_millis(5));
-                        continue;
-                    }
-                    let v: Value = serde_json::from_slice(&resp)?;
-                    if status != 200 {
-                        bail!("ingest failed: {v}");
-                    }
-                    stored += v["stored"].as_u64().unwrap_or(0) as usize;
-                    break;
-                }
+                stored += post_batch(&client, &body)?.0;
             }
             Ok(stored)
         }));

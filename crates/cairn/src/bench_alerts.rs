@@ -308,27 +308,11 @@ fn ingest(
                 if body.is_empty() {
                     continue;
                 }
-                loop {
-                    let (status, resp) = client.post(
-                        "/v1/events",
-                        "cloudtrail",
-                        &[("content-type", "application/x-ndjson")],
-                        body.clone(),
-                    )?;
-                    let (at, wall) = (Instant::now(), cairn_event::now_ms());
-                    if status == 429 {
-                        std::thread::sleep(Duration::from_millis(5));
-                        continue;
-                    }
-                    let v: Value = serde_json::from_slice(&resp)?;
-                    if status != 200 {
-                        bail!("ingest failed: {v}");
-                    }
-                    stored += v["stored"].as_u64().unwrap_or(0) as usize;
-                    acks.lock()
-                        .extend(markers.drain(..).map(|id| (id, at, wall)));
-                    break;
-                }
+                let (n, at) = crate::bench::post_batch(&client, &body)?;
+                let wall = cairn_event::now_ms();
+                stored += n;
+                acks.lock()
+                    .extend(markers.drain(..).map(|id| (id, at, wall)));
             }
             Ok(stored)
         }));
@@ -448,17 +432,8 @@ fn quiet(receiver: &Receiver) -> Result<Latencies> {
         let id = uuid::Uuid::new_v4().to_string();
         let mut body = serde_json::to_vec(&marker(&id, n))?;
         body.push(b'\n');
-        let (status, resp) = client.post(
-            "/v1/events",
-            "cloudtrail",
-            &[("content-type", "application/x-ndjson")],
-            body,
-        )?;
-        let (at, wall) = (Instant::now(), cairn_event::now_ms());
-        if status != 200 {
-            bail!("ingest failed: {}", String::from_utf8_lossy(&resp));
-        }
-        acks.push((id, at, wall));
+        let (_, at) = crate::bench::post_batch(&client, &body)?;
+        acks.push((id, at, cairn_event::now_ms()));
         tick += QUIET_PERIOD;
         if let Some(wait) = tick.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);

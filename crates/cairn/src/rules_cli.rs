@@ -164,21 +164,6 @@ struct TestArgs {
     json: bool,
 }
 
-/// Calls one of Cairn's own operations; an error names the server's code and message.
-fn call(client: &Client, op: &str, input: &Value) -> Result<Value> {
-    let target = format!("Cairn_20261121.{op}");
-    let (status, body) = client.post(
-        "/",
-        "cloudtrail",
-        &[
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", &target),
-        ],
-        serde_json::to_vec(input)?,
-    )?;
-    cairn_client::parse_response(status, &body)
-}
-
 pub fn run(args: RulesArgs) -> Result<()> {
     let RulesArgs { client, command } = args;
     match command {
@@ -187,19 +172,19 @@ pub fn run(args: RulesArgs) -> Result<()> {
         RulesCommand::Add(a) => add(&Client::new(&client)?, *a),
         RulesCommand::Enable { name } => {
             let c = Client::new(&client)?;
-            call(&c, "EnableRule", &json!({"Name": name}))?;
+            c.call_cairn("EnableRule", &json!({"Name": name}))?;
             out!("Enabled rule {name}.");
             Ok(())
         }
         RulesCommand::Disable { name } => {
             let c = Client::new(&client)?;
-            call(&c, "DisableRule", &json!({"Name": name}))?;
+            c.call_cairn("DisableRule", &json!({"Name": name}))?;
             out!("Disabled rule {name}.");
             Ok(())
         }
         RulesCommand::Delete { name } => {
             let c = Client::new(&client)?;
-            call(&c, "DeleteRule", &json!({"Name": name}))?;
+            c.call_cairn("DeleteRule", &json!({"Name": name}))?;
             out!("Deleted rule {name}.");
             Ok(())
         }
@@ -260,7 +245,7 @@ fn threshold_text(t: &Value) -> Option<String> {
 }
 
 fn list(client: &Client, as_json: bool) -> Result<()> {
-    let out = call(client, "ListRules", &json!({}))?;
+    let out = client.call_cairn("ListRules", &json!({}))?;
     if as_json {
         return print_json(&out);
     }
@@ -306,7 +291,7 @@ fn list(client: &Client, as_json: bool) -> Result<()> {
 }
 
 fn show(client: &Client, name: &str, as_json: bool) -> Result<()> {
-    let out = call(client, "GetRule", &json!({"Name": name}))?;
+    let out = client.call_cairn("GetRule", &json!({"Name": name}))?;
     if as_json {
         return print_json(&out["Rule"]);
     }
@@ -525,7 +510,7 @@ fn add(client: &Client, a: AddArgs) -> Result<()> {
     d.threshold = a.threshold.threshold()?;
     let mut input = d.input(&a.name);
     input["Enabled"] = json!(!a.disabled);
-    let out = call(client, "PutRule", &input)?;
+    let out = client.call_cairn("PutRule", &input)?;
     let r = &out["Rule"];
     out!(
         "{} rule {} ({}, {}{}{}).",
@@ -628,7 +613,7 @@ fn test(client_args: &ClientArgs, t: TestArgs) -> Result<()> {
     let client = || Client::new(client_args);
     let named = match &t.name {
         Some(name) => {
-            let out = call(&client()?, "GetRule", &json!({"Name": name}))?;
+            let out = client()?.call_cairn("GetRule", &json!({"Name": name}))?;
             Some(Draft::from_api(&out["Rule"])?)
         }
         None => None,
@@ -689,7 +674,7 @@ fn test(client_args: &ClientArgs, t: TestArgs) -> Result<()> {
         input["StartTime"] = time_input(start, "--start")?;
         input["EndTime"] = time_input(end, "--end")?;
         input["MaxAlerts"] = json!(t.max_alerts);
-        call(&client()?, "TestRule", &input)?
+        client()?.call_cairn("TestRule", &input)?
     };
     if t.json {
         return print_json(&out);
@@ -744,7 +729,7 @@ fn alerts(client: &Client, rule: Option<&str>, max: usize, as_json: bool) -> Res
     let mut found: Vec<Value> = Vec::new();
     while found.len() < max {
         input["MaxResults"] = json!((max - found.len()).min(200));
-        let page = call(client, "ListAlerts", &input)?;
+        let page = client.call_cairn("ListAlerts", &input)?;
         if let Some(list) = page["Alerts"].as_array() {
             found.extend(list.iter().cloned());
         }
@@ -780,7 +765,7 @@ fn alerts(client: &Client, rule: Option<&str>, max: usize, as_json: bool) -> Res
 }
 
 fn targets(client: &Client, as_json: bool) -> Result<()> {
-    let out = call(client, "GetAlertTargets", &json!({}))?;
+    let out = client.call_cairn("GetAlertTargets", &json!({}))?;
     if as_json {
         return print_json(&out);
     }
