@@ -17,6 +17,7 @@ import datetime as dt
 import gzip as gzip_mod
 import http.client
 import json
+import http.server
 import os
 import random
 import shutil
@@ -25,11 +26,12 @@ import socket
 import string
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pytest
 
@@ -701,3 +703,95 @@ def pytest_runtest_makereport(item, call):
         servers = [c] if isinstance(c, Cairn) else list(_LIVE)
         for s in servers:
             rep.sections.append((f"cairn server log ({s.server.log_path})", s.server.log_tail()))
+
+
+# --------------------------------------------------------------------------------------------
+# Servers of a test module's own, a webhook receiver, waiting
+# --------------------------------------------------------------------------------------------
+
+def start_server(tmp: Path, name: str, extra: list[str]) -> Cairn:
+    """A `cairn serve` with extra flags on a fresh data directory `tmp/name`; stopped at the
+    end of the session if the test does not stop it."""
+    data = tmp / name
+    data.mkdir()
+    server = CairnServer(data, tmp / f"{name}.log", extra_args=extra)
+    server.start()
+    c = Cairn(server, tmp)
+    _LIVE.append(c)
+    return c
+
+
+def stop_server(c: Cairn) -> None:
+    if c in _LIVE:
+        _LIVE.remove(c)
+    stop_checked(c.server)
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0,
+             step: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+class WebhookReceiver:
+    """An HTTP server on 127.0.0.1 (a ThreadingHTTPServer in a thread) recording every POST.
+    Per path it can fail the next N requests, fail all of them, or take its time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []
+        self.fail_next: dict[str, int] = {}
+        self.failing: set[str] = set()
+        self.delay = 0.0
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                arrived = time.time()
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with receiver.lock:
+                    left = receiver.fail_next.get(self.path, 0)
+                    fail = self.path in receiver.failing or left > 0
+                    if left > 0:
+                        receiver.fail_next[self.path] = left - 1
+                    delay = receiver.delay
+                    entry = {"path": self.path, "headers": {k.lower(): v for k, v in
+                                                            self.headers.items()},
+                             "raw": body, "ok": not fail, "at": arrived, "done": None}
+                    receiver.requests.append(entry)
+                if delay:
+                    time.sleep(delay)
+                status = 500 if fail else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                entry["done"] = time.time()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def attempts(self, path: str = "/hook") -> list[dict]:
+        with self.lock:
+            return [r for r in self.requests if r["path"] == path]
+
+    def delivered(self, path: str = "/hook") -> list[dict]:
+        """The parsed bodies answered 200, in the order they arrived."""
+        return [json.loads(r["raw"]) for r in self.attempts(path) if r["ok"]]

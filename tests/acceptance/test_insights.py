@@ -40,7 +40,6 @@ import subprocess
 import time
 import uuid
 import zlib
-from pathlib import Path
 
 import boto3
 import botocore.config
@@ -49,7 +48,7 @@ from botocore.exceptions import ClientError
 
 from conftest import (_LIVE, ACCESS_KEY_ID, ACCOUNT_ID, OTHER_ACCESS_KEY_ID, OTHER_ACCOUNT_ID,
                       OTHER_SECRET_ACCESS_KEY, SECRET_ACCESS_KEY, Cairn, CairnServer, cairn_bin,
-                      epoch, parse_record, stop_checked)
+                      epoch, parse_record, start_server, stop_server)
 
 MINUTE = 60
 HOUR = 3600
@@ -340,22 +339,6 @@ def quiet_days(tl: Timeline, region: str, *, seed: int) -> dict:
 # --------------------------------------------------------------------------------------------
 # Servers and clients
 # --------------------------------------------------------------------------------------------
-
-def start_server(tmp: Path, name: str, extra: list[str]) -> Cairn:
-    data_dir = tmp / name
-    data_dir.mkdir()
-    server = CairnServer(data_dir, tmp / f"{name}.log", extra_args=extra)
-    server.start()
-    c = Cairn(server, tmp)
-    _LIVE.append(c)
-    return c
-
-
-def stop_server(c: Cairn) -> None:
-    if c in _LIVE:
-        _LIVE.remove(c)
-    stop_checked(c.server)
-
 
 def cli_error(proc: subprocess.CompletedProcess) -> str:
     assert proc.returncode != 0, f"expected an error, got: {proc.stdout}"

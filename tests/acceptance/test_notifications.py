@@ -13,17 +13,14 @@ import datetime as dt
 import gzip
 import hashlib
 import hmac
-import http.server
 import json
 import re
-import threading
 import time
 import uuid
-from typing import Any, Callable
-
 import pytest
 
-from conftest import _LIVE, ACCOUNT_ID, REGION, Cairn, CairnServer, epoch, stop_checked
+from conftest import (_LIVE, ACCOUNT_ID, REGION, Cairn, CairnServer, WebhookReceiver, epoch,
+                      stop_checked, wait_for)
 
 SECRET = "notification-webhook-secret-42"
 BUCKET = "notify-logs"
@@ -37,41 +34,8 @@ LOG_KEY = re.compile(
     r"111122223333_CloudTrail_(?P=region)_\d{8}T\d{4}Z_[A-Za-z0-9]{16}\.json\.gz$")
 
 
-class Receiver:
-    """An HTTP server on 127.0.0.1 in a thread, recording every POST; answers 500 while
-    `failing` is set."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: list[dict] = []
-        self.failing = False
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with receiver.lock:
-                    fail = receiver.failing
-                    receiver.requests.append({
-                        "path": self.path, "raw": body, "ok": not fail, "at": time.time(),
-                        "headers": {k.lower(): v for k, v in self.headers.items()}})
-                self.send_response(500 if fail else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+class Receiver(WebhookReceiver):
+    """The webhook receiver, reading SNS notifications."""
 
     def got(self, since: float = 0.0, ok: bool = True) -> list[dict]:
         """Requests answered 200 (ok) or 500, arrived after `since`, with their parsed body
@@ -84,17 +48,6 @@ class Receiver:
                 body = json.loads(r["raw"])
                 out.append({**r, "body": body, "message": json.loads(body["Message"])})
         return out
-
-
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.1)
 
 
 def events(prefix: str, regions: tuple[str, ...] = (REGION,), n: int = 3) -> list[dict]:
@@ -238,7 +191,7 @@ def test_only_log_files_of_trails_with_a_topic_are_notified(c, recv):
 def test_a_failing_receiver_sets_the_error_without_holding_delivery(c, recv):
     before = epoch(status(c, TRAIL)["LatestNotificationTime"])
     with recv.lock:
-        recv.failing = True
+        recv.failing.add("/sns")
     try:
         failed_at = time.time()
         c.ingest(events("while-failing"))
@@ -255,7 +208,7 @@ def test_a_failing_receiver_sets_the_error_without_holding_delivery(c, recv):
         assert epoch(st["LatestNotificationTime"]) <= max(before, failed_at + 0.5)
     finally:
         with recv.lock:
-            recv.failing = False
+            recv.failing.discard("/sns")
     recovered = time.time()
     c.ingest(events("recovered"))
     st = wait_for(lambda: (s := status(c, TRAIL)).get("LatestNotificationTime")
